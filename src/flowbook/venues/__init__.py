@@ -1,0 +1,1 @@
+"""Venue adapters: per-exchange parser, per-symbol sequencer, (later) async transport."""

@@ -1,0 +1,305 @@
+"""Binance frames -> normalized events, per symbol, through the sequencer.
+
+Used by replay (frames from files) and by the live adapter (frames from the socket and REST), so a
+recording replays through exactly the code that processed it live.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import msgspec
+import numpy as np
+
+from ...events import EVENT_DTYPE, NO_ID, DecimalGrid, Flag, Instrument, Kind, PriceNotOnGrid
+from .instruments import instrument_for
+from .messages import AggTrade, BookTicker, DepthSnapshot, DepthUpdate, ForceOrder, MarkPrice, Trade
+from .parser import Market, decode, market_of
+from .sequencer import Action, DepthSequencer
+
+__all__ = ["BinanceFeed", "FeedStats", "SyncError"]
+
+_MS = 1_000_000
+_EOM = int(Flag.END_OF_MESSAGE)
+_MAX_PENDING = 10_000
+
+
+class SyncError(RuntimeError):
+    """Strict mode: the book cannot be trusted (gap, stale snapshot, crossed book, bad message)."""
+
+
+@dataclass
+class FeedStats:
+    messages: int = 0
+    diffs_applied: int = 0
+    diffs_stale: int = 0
+    levels_applied: int = 0
+    snapshots: int = 0
+    snapshots_unused: int = 0
+    gaps: int = 0
+    resyncs: int = 0
+    stale_snapshots: int = 0
+    trades: int = 0
+    book_tickers: int = 0
+    other: int = 0
+    bad_messages: int = 0
+    issues: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        if len(self.issues) < 1000:
+            self.issues.append(text)
+
+
+@dataclass
+class _Symbol:
+    sid: int
+    name: str
+    market: Market | None
+    seq: DepthSequencer | None = None
+    inst: Instrument | None = None
+    px: DecimalGrid | None = None
+    qty: DecimalGrid | None = None
+    pending: list[tuple[int, object, str]] = field(default_factory=list)
+    seen_prices: list[str] = field(default_factory=list)
+    seen_qtys: list[str] = field(default_factory=list)
+    had_gap: bool = False
+
+
+class BinanceFeed:
+    """Turns Binance frames into events for any number of symbols.
+
+    Parameters
+    ----------
+    strict:
+        raise :class:`SyncError` on the first gap, stale snapshot or bad message instead of
+        reporting it and resyncing at the next snapshot.
+    tick_sizes:
+        optional ``{symbol: tick}`` overrides (e.g. from exchangeInfo).
+    """
+
+    def __init__(self, strict: bool = False, tick_sizes: dict[str, str] | None = None) -> None:
+        self.strict = strict
+        self.tick_sizes = dict(tick_sizes or {})
+        self.stats = FeedStats()
+        self.symbols: dict[str, _Symbol] = {}
+        self._rows: list[tuple] = []
+        self.depth_msg_end: list[int] = []  # event index closing each applied depth message
+        self.depth_msg_where: list[str] = []
+
+    # -- public
+    @property
+    def instruments(self) -> list[Instrument | None]:
+        out: list[Instrument | None] = [None] * len(self.symbols)
+        for s in self.symbols.values():
+            out[s.sid] = s.inst
+        return out
+
+    def take_events(self) -> np.ndarray:
+        """Events produced so far (and forget them)."""
+        arr = np.array(self._rows, dtype=EVENT_DTYPE) if self._rows else np.zeros(0, EVENT_DTYPE)
+        self._rows = []
+        return arr
+
+    def on_frame(self, ts_local: int, payload: bytes, where: str, symbol_hint: str | None = None) -> None:
+        """Process one received frame.  ``where`` names it in errors (``file:line``)."""
+        self.stats.messages += 1
+        try:
+            msg = decode(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self._bad(where, f"malformed message ({exc})")
+            return
+        if msg is None:
+            self.stats.other += 1
+            return
+        try:
+            self._dispatch(ts_local, msg, where, symbol_hint)
+        except PriceNotOnGrid as exc:
+            self._bad(where, str(exc))
+
+    def finish(self) -> None:
+        """End of input: convert what is still pending (symbols that never got a snapshot)."""
+        for s in self.symbols.values():
+            if s.inst is None and s.pending:
+                self._define(s, s.seen_prices, s.seen_qtys)
+            if s.seq is not None and not s.seq.synced:
+                self.stats.note(f"{s.name}: book never synced (no usable snapshot)")
+
+    # -- internals
+    def _bad(self, where: str, why: str) -> None:
+        self.stats.bad_messages += 1
+        text = f"{where}: {why}"
+        if self.strict:
+            raise SyncError(text)
+        self.stats.note(text)
+
+    def _symbol(self, name: str, market: Market | None) -> _Symbol:
+        s = self.symbols.get(name)
+        if s is None:
+            s = _Symbol(sid=len(self.symbols), name=name, market=market)
+            self.symbols[name] = s
+        if s.market is None and market is not None:
+            s.market = market
+        if s.seq is None and s.market is not None:
+            s.seq = DepthSequencer(futures=s.market != "spot")
+        return s
+
+    def _define(self, s: _Symbol, prices: list[str], qtys: list[str]) -> None:
+        market: Market = s.market or "spot"
+        s.inst = instrument_for(market, s.name, prices or ["1"], qtys or ["1"], self.tick_sizes.get(s.name))
+        s.px = s.inst.price_grid()
+        s.qty = s.inst.qty_grid()
+        pending, s.pending = s.pending, []
+        for ts_local, m, where in pending:
+            self._convert(s, ts_local, m, where)
+
+    def _dispatch(self, ts_local: int, msg: object, where: str, hint: str | None) -> None:
+        if isinstance(msg, DepthSnapshot):
+            name = msg.symbol or hint
+            if name is None:
+                self._bad(where, "depth snapshot without a symbol (no stream in this file names one)")
+                return
+            s = self._symbol(name, market_of(msg))
+            self._on_snapshot(s, ts_local, msg, where)
+            return
+        if isinstance(msg, DepthUpdate):
+            s = self._symbol(msg.s, market_of(msg))
+            self._on_diff(s, ts_local, msg, where)
+            return
+        name = msg.o.s if isinstance(msg, ForceOrder) else msg.s  # type: ignore[attr-defined]
+        s = self._symbol(name, None)
+        if s.inst is None:
+            if isinstance(msg, (Trade, AggTrade)):
+                s.seen_prices.append(msg.p)
+                s.seen_qtys.append(msg.q)
+            s.pending.append((ts_local, msg, where))
+            if len(s.pending) > _MAX_PENDING:  # no snapshot coming: infer from what was seen
+                self._define(s, s.seen_prices, s.seen_qtys)
+            return
+        self._convert(s, ts_local, msg, where)
+
+    def _on_snapshot(self, s: _Symbol, ts_local: int, snap: DepthSnapshot, where: str) -> None:
+        self.stats.snapshots += 1
+        assert s.seq is not None
+        if s.inst is None or s.px is None:
+            # a lot precision needs sample quantities; the snapshot has plenty
+            self._define(
+                s,
+                [p for p, _ in snap.bids[:500]] + [p for p, _ in snap.asks[:500]],
+                [q for _, q in snap.bids[:50]] + [q for _, q in snap.asks[:50]],
+            )
+        accepted, diffs, issue = s.seq.on_snapshot(snap)
+        if not accepted:
+            if issue is not None:
+                self.stats.stale_snapshots += 1
+                self._issue(s, where, f"stale snapshot: lastUpdateId {issue.got_first} older than the "
+                            f"first buffered diff U={issue.expected}")
+            else:
+                self.stats.snapshots_unused += 1
+            return
+        if s.had_gap:
+            self.stats.resyncs += 1
+        ts_ex = (snap.E or 0) * _MS if snap.E else ts_local
+        self._emit_snapshot(s, ts_local, ts_ex, snap)
+        for d, tag in diffs:
+            self._apply_diff(s, d, tag)
+        if issue is not None:
+            self._on_gap(s, where, issue)
+
+    def _on_diff(self, s: _Symbol, ts_local: int, d: DepthUpdate, where: str) -> None:
+        assert s.seq is not None
+        action, issue = s.seq.on_diff(d, (ts_local, where))
+        if action is Action.APPLY:
+            self._apply_diff(s, d, (ts_local, where))
+        elif action is Action.STALE:
+            self.stats.diffs_stale += 1
+        elif action is Action.GAP:
+            assert issue is not None
+            self._on_gap(s, where, issue)
+            s.seq.on_diff(d, (ts_local, where))  # buffer it for the next snapshot
+
+    def _on_gap(self, s: _Symbol, where: str, issue: object) -> None:
+        self.stats.gaps += 1
+        s.had_gap = True
+        self._issue(s, where, f"gap: expected {'pu' if s.market != 'spot' else 'U'}="
+                    f"{issue.expected}, got U={issue.got_first} u={issue.got_last}"  # type: ignore[attr-defined]
+                    + (f" pu={issue.prev}" if issue.prev is not None else ""))  # type: ignore[attr-defined]
+        # the book is invalid until the next snapshot
+        self._rows.append((int(Kind.BOOK_CLEAR), 0, _EOM, s.sid, 0, 0, 0, 0, NO_ID, NO_ID, 0.0))
+
+    def _issue(self, s: _Symbol, where: str, text: str) -> None:
+        msg = f"{where}: {s.name}: {text}"
+        if self.strict:
+            raise SyncError(msg)
+        self.stats.note(msg)
+
+    def _emit_snapshot(self, s: _Symbol, ts_local: int, ts_ex: int, snap: DepthSnapshot) -> None:
+        px, qg = s.px, s.qty
+        assert px is not None and qg is not None
+        lid = snap.lastUpdateId
+        rows = self._rows
+        snap_flags = int(Flag.SNAPSHOT | Flag.INCOMPLETE)
+        rows.append((int(Kind.BOOK_CLEAR), 0, int(Flag.SNAPSHOT | Flag.SNAPSHOT_BEGIN), s.sid, ts_ex,
+                     ts_local, 0, 0, lid, NO_ID, 0.0))
+        for side, levels in ((1, snap.bids), (-1, snap.asks)):
+            for p, q in levels:
+                rows.append((1, side, snap_flags, s.sid, ts_ex, ts_local, px.to_int(p), qg.to_int(q), lid,
+                             NO_ID, 0.0))
+        last = list(rows[-1])
+        last[2] = snap_flags | int(Flag.SNAPSHOT_END | Flag.END_OF_MESSAGE)
+        rows[-1] = tuple(last)
+        self.depth_msg_end.append(len(rows) - 1)
+        self.depth_msg_where.append(f"snapshot lastUpdateId={lid}")
+
+    def _apply_diff(self, s: _Symbol, d: DepthUpdate, tag: object) -> None:
+        ts_local, where = tag  # type: ignore[misc]
+        px, qg = s.px, s.qty
+        assert px is not None and qg is not None
+        ts_ex = d.E * _MS
+        rows = self._rows
+        n0 = len(rows)
+        u, uu, sid = d.u, d.U, s.sid
+        p2i, q2i = px.to_int, qg.to_int
+        for p, q in d.b:
+            rows.append((1, 1, 0, sid, ts_ex, ts_local, p2i(p), q2i(q), u, uu, 0.0))
+        for p, q in d.a:
+            rows.append((1, -1, 0, sid, ts_ex, ts_local, p2i(p), q2i(q), u, uu, 0.0))
+        if len(rows) == n0:  # an empty diff still advances the update id
+            rows.append((1, 0, 0, sid, ts_ex, ts_local, 0, 0, u, uu, 0.0))
+        last = list(rows[-1])
+        last[2] = _EOM
+        rows[-1] = tuple(last)
+        self.stats.diffs_applied += 1
+        self.stats.levels_applied += len(rows) - n0
+        self.depth_msg_end.append(len(rows) - 1)
+        self.depth_msg_where.append(where)
+
+    def _convert(self, s: _Symbol, ts_local: int, m: object, where: str) -> None:
+        px, qg = s.px, s.qty
+        assert px is not None and qg is not None
+        sid = s.sid
+        rows = self._rows
+        if isinstance(m, Trade):
+            self.stats.trades += 1
+            rows.append((int(Kind.TRADE), -1 if m.m else 1, _EOM, sid, m.T * _MS, ts_local, px.to_int(m.p),
+                         qg.to_int(m.q), m.t, NO_ID, 0.0))
+        elif isinstance(m, AggTrade):
+            self.stats.trades += 1
+            rows.append((int(Kind.TRADE), -1 if m.m else 1, _EOM, sid, m.T * _MS, ts_local, px.to_int(m.p),
+                         qg.to_int(m.q), m.a, m.f, 0.0))
+        elif isinstance(m, BookTicker):
+            self.stats.book_tickers += 1
+            ts_ex = (m.E or 0) * _MS
+            rows.append((int(Kind.BBO), 1, 0, sid, ts_ex, ts_local, px.to_int(m.b), qg.to_int(m.B), m.u,
+                         NO_ID, 0.0))
+            rows.append((int(Kind.BBO), -1, _EOM, sid, ts_ex, ts_local, px.to_int(m.a), qg.to_int(m.A), m.u,
+                         NO_ID, 0.0))
+        elif isinstance(m, ForceOrder):
+            o = m.o
+            rows.append((int(Kind.LIQUIDATION), 1 if o.S == "BUY" else -1, _EOM, sid, o.T * _MS, ts_local,
+                         px.to_int(o.p), qg.to_int(o.q), NO_ID, NO_ID, float(o.ap)))
+        elif isinstance(m, MarkPrice):
+            ts_ex = m.E * _MS
+            rows.append((int(Kind.MARK_PRICE), 0, 0, sid, ts_ex, ts_local, 0, 0, NO_ID, NO_ID, float(m.p)))
+            rows.append((int(Kind.FUNDING_RATE), 0, _EOM, sid, ts_ex, ts_local, 0, 0, m.T * _MS, NO_ID,
+                         float(m.r)))
+

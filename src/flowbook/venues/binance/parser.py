@@ -1,0 +1,92 @@
+"""Pure parser: raw Binance JSON bytes -> typed messages (:mod:`.messages`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from .messages import (
+    AggTrade,
+    BookTicker,
+    DepthSnapshot,
+    DepthUpdate,
+    Envelope,
+    ForceOrder,
+    MarkPrice,
+    Trade,
+)
+
+__all__ = ["BinanceMessage", "decode", "Market", "market_of"]
+
+Market = Literal["spot", "usdm", "coinm"]
+BinanceMessage = DepthUpdate | DepthSnapshot | Trade | AggTrade | BookTicker | ForceOrder | MarkPrice
+
+_envelope = msgspec.json.Decoder(Envelope)
+_by_stream: dict[str, msgspec.json.Decoder] = {
+    "depth": msgspec.json.Decoder(DepthUpdate),
+    "trade": msgspec.json.Decoder(Trade),
+    "aggTrade": msgspec.json.Decoder(AggTrade),
+    "bookTicker": msgspec.json.Decoder(BookTicker),
+    "forceOrder": msgspec.json.Decoder(ForceOrder),
+    "markPrice": msgspec.json.Decoder(MarkPrice),
+}
+_by_event = {
+    "depthUpdate": _by_stream["depth"],
+    "trade": _by_stream["trade"],
+    "aggTrade": _by_stream["aggTrade"],
+    "bookTicker": _by_stream["bookTicker"],
+    "forceOrder": _by_stream["forceOrder"],
+    "markPriceUpdate": _by_stream["markPrice"],
+}
+_snapshot = msgspec.json.Decoder(DepthSnapshot)
+
+
+class _EventType(msgspec.Struct):
+    e: str = ""
+
+
+_event_type = msgspec.json.Decoder(_EventType)
+
+
+def _stream_kind(stream: str) -> str:
+    # "btcusdt@depth@100ms" -> "depth"; "btcusdt@markPrice@1s" -> "markPrice"
+    parts = stream.split("@")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def decode(payload: bytes | str) -> BinanceMessage | None:
+    """Decode one Binance message (combined-stream envelope, raw stream, or REST depth snapshot).
+
+    Returns ``None`` for message types flowbook does not use (klines, subscription acks, ...).
+    Raises ``msgspec.DecodeError``/``ValidationError`` on malformed JSON or missing fields.
+    """
+    if isinstance(payload, str):
+        payload = payload.encode()
+    head = payload[:12]
+    if head.startswith(b'{"stream"'):
+        env = _envelope.decode(payload)
+        dec = _by_stream.get(_stream_kind(env.stream))
+        return dec.decode(env.data) if dec is not None else None
+    if b'"lastUpdateId"' in payload[:40]:
+        return _snapshot.decode(payload)
+    kind = _event_type.decode(payload).e
+    dec = _by_event.get(kind)
+    if dec is None:
+        if kind == "" and b'"u"' in payload and b'"B"' in payload:
+            return _by_stream["bookTicker"].decode(payload)  # spot bookTicker has no "e"
+        return None
+    return dec.decode(payload)
+
+
+def market_of(msg: BinanceMessage) -> Market | None:
+    """Market a message belongs to, when its fields tell (diffs and snapshots do)."""
+    if isinstance(msg, DepthUpdate):
+        if msg.pu is None:
+            return "spot"
+        return "coinm" if "_" in msg.s else "usdm"
+    if isinstance(msg, DepthSnapshot):
+        if msg.pair is not None or (msg.symbol is not None and "_" in msg.symbol):
+            return "coinm"
+        return "usdm" if msg.T is not None else "spot"
+    return None
