@@ -43,7 +43,7 @@ class DecimalGrid:
         if len(frac) > scale:
             extra = frac[scale:]
             if extra.strip("0"):
-                raise PriceNotOnGrid(f"{text!r} has more decimals than step {self.step}")
+                raise PriceNotOnGrid(f"{text!r} is not a multiple of step {self.step} (too many decimals)")
             frac = frac[:scale]
         neg = whole.startswith("-")
         units = int(whole or "0") * 10**scale + (int(frac.ljust(scale, "0")) if scale else 0) * (
