@@ -20,17 +20,20 @@ import dataclasses
 import heapq
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
+from ..events import infer_step
 from ..venues.binance import BinanceFeed, SyncError
+from ..venues.binance.messages import DepthSnapshot
 from .sources import Loaded, _feed_result
 
-__all__ = ["SUPPORTED_EXCHANGES", "is_cryptofeed", "load_cryptofeed", "parse_ts_ns", "recording_files",
-           "exchange_info"]
+__all__ = ["SUPPORTED_EXCHANGES", "Recording", "exchange_info", "feed_recording", "is_cryptofeed",
+           "load_cryptofeed", "parse_ts_ns", "recording_files"]
 
 SUPPORTED_EXCHANGES: tuple[str, ...] = ("BINANCE", "BINANCE_US", "BINANCE_FUTURES", "BINANCE_DELIVERY")
 
@@ -59,6 +62,7 @@ class _ExchangeInfo(msgspec.Struct):
 
 
 _exchange_info = msgspec.json.Decoder(_ExchangeInfo)
+_snapshot = msgspec.json.Decoder(DepthSnapshot)
 
 
 class _BadLine(ValueError):
@@ -122,7 +126,8 @@ def recording_files(paths: list[Path]) -> tuple[str, list[Path], list[list[Path]
             raise ValueError(f"{p}: belongs to {ex}, the other files to {exchange}; load one recording at a time")
         exchange = ex
         for q in [p, *p.parent.glob(f"{ex}.*")]:
-            if q.is_file() and _NAME.match(q.name) and _NAME.match(q.name).group(1) == ex:  # type: ignore[union-attr]
+            m = _NAME.match(q.name)
+            if q.is_file() and m is not None and m.group(1) == ex:
                 found[(str(q.parent), q.name)] = q
     meta: list[tuple[int, Path]] = []
     streams: dict[tuple[str, str, str], list[tuple[int, Path]]] = {}
@@ -230,26 +235,66 @@ def exchange_info(files: list[Path], errors: list[str], strict: bool = False) ->
     return ticks, sizes
 
 
-def load_cryptofeed(paths: list[Path], strict: bool, progress: Callable[[int], None] | None = None) -> Loaded:
-    """Load a cryptofeed Binance-family recording given any of its files (the siblings are found)."""
+@dataclass
+class Recording:
+    """A recording fed through a :class:`BinanceFeed` (not yet finished)."""
+
+    exchange: str
+    feed: BinanceFeed
+    errors: list[str]  # bad lines (``file:line: why``) and notes
+    contract_sizes: dict[str, float]
+
+
+def _fit_tick(feed: BinanceFeed, hint: str | None, payload: bytes, where: str, notes: list[str]) -> None:
+    """Widen an exchangeInfo tick to the grid of a symbol's first snapshot when that is finer.
+
+    Binance keeps orders resting at the old prices when it raises a tick size, so a snapshot can hold
+    prices off the current tick (BINANCE.http.0.0 NKNUSDT: 34 bids on 0.00001 with tick 0.0001).
+    """
+    try:
+        snap = _snapshot.decode(payload)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return  # the feed reports it
+    sym = snap.symbol or hint
+    tick = feed.tick_sizes.get(sym) if sym else None
+    s = feed.symbols.get(sym) if sym else None
+    if sym is None or tick is None or (s is not None and s.inst is not None):
+        return
+    prices = [p for p, _ in snap.bids] + [p for p, _ in snap.asks]
+    step = infer_step([tick, *prices])
+    if Decimal(step) != Decimal(tick):
+        off = sum(1 for p in prices if Decimal(p) % Decimal(tick))
+        feed.tick_sizes[sym] = step
+        notes.append(f"{where}: {sym}: {off} snapshot prices are off exchangeInfo's tick {tick} (orders resting "
+                     f"from before a tick change); prices are held on a {step} grid")
+
+
+def feed_recording(paths: list[Path], strict: bool, progress: Callable[[int], None] | None = None) -> Recording:
+    """Feed every frame of the recording the files belong to through one :class:`BinanceFeed`."""
     exchange, meta, streams = recording_files(paths)
     errors: list[str] = []
     ticks, sizes = exchange_info(meta, errors, strict)
     feed = BinanceFeed(strict=strict, tick_sizes=ticks or None)
-    n = 0
     merged = heapq.merge(*(_stream_frames(files, errors, strict) for files in streams), key=lambda f: f[0])
-    for ts, payload, where, hint in merged:
+    for n, (ts, payload, where, hint) in enumerate(merged, 1):
+        if hint is not None and feed.tick_sizes:
+            _fit_tick(feed, hint, payload, where, errors)
         feed.on_frame(ts, payload, where, hint)
-        n += 1
         if progress is not None and n % 20000 == 0:
             progress(20000)
-    loaded = _feed_result(feed, errors)
-    venue = "binance-us" if exchange == "BINANCE_US" else None
+    return Recording(exchange, feed, errors, sizes)
+
+
+def load_cryptofeed(paths: list[Path], strict: bool, progress: Callable[[int], None] | None = None) -> Loaded:
+    """Load a cryptofeed Binance-family recording given any of its files (the siblings are found)."""
+    rec = feed_recording(paths, strict, progress)
+    loaded = _feed_result(rec.feed, rec.errors)
+    venue = "binance-us" if rec.exchange == "BINANCE_US" else None
     loaded.instruments = [
         dataclasses.replace(
             i,
             venue=venue or i.venue,
-            multiplier=sizes.get(i.symbol, i.multiplier) if i.inverse else i.multiplier,
+            multiplier=rec.contract_sizes.get(i.symbol, i.multiplier) if i.inverse else i.multiplier,
         )
         for i in loaded.instruments
     ]

@@ -93,3 +93,17 @@ def load(paths: list[Path], fmt: str | None, strict: bool,
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
     return FORMATS[fmt](paths, strict=strict, progress=progress)
+
+
+def _register_builtin() -> None:
+    from .lobster_l2 import is_lobster, load_lobster
+
+    register("lobster", load_lobster, is_lobster)
+    try:
+        from .cryptofeed import is_cryptofeed, load_cryptofeed
+    except ImportError:  # pragma: no cover - module optional while being written
+        return
+    register("cryptofeed", load_cryptofeed, is_cryptofeed)
+
+
+_register_builtin()
