@@ -480,11 +480,10 @@ def band_depth(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, 
             return 0, 0.0
         if base <= t < base + w:
             lo = max(limit - base, 0)
-            for i in range(t - base, lo - 1, -1):
+            for i in range(lo, t - base + 1):  # branch-free so it vectorises; empty ticks add 0
                 q = lb[i]
-                if q != 0:
-                    tot += q
-                    notional += float(q) * float(base + i)
+                tot += q
+                notional += float(q) * float(base + i)
             if limit < base and st[ST_HB_LIVE] > 0:
                 for j in range(hkb.shape[0]):
                     k = hkb[j]
@@ -507,11 +506,10 @@ def band_depth(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, 
         return 0, 0.0
     if base <= t < base + w:
         hi = min(limit - base, w - 1)
-        for i in range(t - base, hi + 1):
+        for i in range(t - base, hi + 1):  # branch-free so it vectorises; empty ticks add 0
             q = la[i]
-            if q != 0:
-                tot += q
-                notional += float(q) * float(base + i)
+            tot += q
+            notional += float(q) * float(base + i)
         if limit >= base + w and st[ST_HA_LIVE] > 0:
             for j in range(hka.shape[0]):
                 k = hka[j]

@@ -134,8 +134,9 @@ class FeatureEngine:
         if self.book is None:
             w = self._window
             if w is None:
-                px = events["price"][events["kind"] == 1]
-                w = default_window(int(np.median(px[px > 0])) if px.size and (px > 0).any() else 1 << 12)
+                # the first level's price sizes the window (the book recenters as prices move)
+                first = np.flatnonzero((events["kind"] == 1) & (events["qty"] > 0))
+                w = default_window(int(events["price"][first[0]]) if first.size else 1 << 12)
             self.book = L2Book(window=w)
         return self.book
 

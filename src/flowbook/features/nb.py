@@ -98,6 +98,8 @@ S_RING_N = 10
 S_BOOK_MSGS = 11
 S_STARTED = 12
 S_LAST_CLOCK = 13
+S_NB = 14  # levels in the scratch arrays (bids, asks)
+S_NA = 15
 NSTATE = 16
 
 # ---- float state ----------------------------------------------------------------------------
@@ -140,11 +142,15 @@ def _ofi_side(p0: float, q0: float, p1: float, q1: float, bid: bool) -> float:
 
 
 @njit(cache=True)
-def _book_features(p, fs, fi, out_f, row, arrays, bpx, bq, apx, aq):
+def _book_features(p, fs, fi, out_f, row, arrays, bpx, bq, apx, aq, fresh):
     st, lb, la, hkb, hvb, hka, hva = arrays
     n = int(p[P_NLEVELS])
-    nb_ = bk.top_levels(st, lb, la, hkb, hvb, hka, hva, 1, n, bpx, bq)
-    na_ = bk.top_levels(st, lb, la, hkb, hvb, hka, hva, -1, n, apx, aq)
+    if fresh:  # the scratch arrays already hold the top N levels of this state
+        nb_ = fi[S_NB]
+        na_ = fi[S_NA]
+    else:
+        nb_ = bk.top_levels(st, lb, la, hkb, hvb, hka, hva, 1, n, bpx, bq)
+        na_ = bk.top_levels(st, lb, la, hkb, hvb, hka, hva, -1, n, apx, aq)
     pxs = p[P_PX_NUM] / p[P_PX_DEN]
     qs = p[P_Q_NUM] / p[P_Q_DEN]
     mult = p[P_MULT]
@@ -252,12 +258,18 @@ def _book_features(p, fs, fi, out_f, row, arrays, bpx, bq, apx, aq):
 
 
 @njit(cache=True)
-def _ofi_update(fs, fi, arrays, bpx, bq, apx, aq):
-    """Accumulate event-level OFI and MLOFI for the state change since the previous message."""
+def _ofi_update(fs, fi, arrays, bpx, bq, apx, aq, levels):
+    """Accumulate event-level OFI and MLOFI for the state change since the previous message.
+
+    ``levels`` is the number of levels to read into the scratch arrays (MLOFI_LEVELS, or the N of
+    the row about to be written so the row can reuse them).
+    """
     st, lb, la, hkb, hvb, hka, hva = arrays
     m = MLOFI_LEVELS
-    nb_ = bk.top_levels(st, lb, la, hkb, hvb, hka, hva, 1, m, bpx, bq)
-    na_ = bk.top_levels(st, lb, la, hkb, hvb, hka, hva, -1, m, apx, aq)
+    nb_ = bk.top_levels(st, lb, la, hkb, hvb, hka, hva, 1, levels, bpx, bq)
+    na_ = bk.top_levels(st, lb, la, hkb, hvb, hka, hva, -1, levels, apx, aq)
+    fi[S_NB] = nb_
+    fi[S_NA] = na_
     has_prev = fi[S_HAS_PREV] != 0
     for lvl in range(m):
         pb1 = float(bpx[lvl]) if lvl < nb_ else _NOBID
@@ -278,9 +290,9 @@ def _ofi_update(fs, fi, arrays, bpx, bq, apx, aq):
 
 
 @njit(cache=True)
-def _emit(p, fs, fi, out_f, out_i, ring, ts, arrays, bpx, bq, apx, aq):
+def _emit(p, fs, fi, out_f, out_i, ring, ts, arrays, bpx, bq, apx, aq, fresh):
     row = fi[S_ROWS]
-    _book_features(p, fs, fi, out_f, row, arrays, bpx, bq, apx, aq)
+    _book_features(p, fs, fi, out_f, row, arrays, bpx, bq, apx, aq, fresh)
     o = out_f[row]
     qs = p[P_Q_NUM] / p[P_Q_DEN]
     pxs = p[P_PX_NUM] / p[P_PX_DEN]
@@ -339,7 +351,7 @@ def run(ev, start, st, lb, la, hkb, hvb, hka, hva, p, fs, fi, ring, out_f, out_i
                 if fi[S_SYNCED] != 0:
                     if fi[S_ROWS] >= cap_rows:
                         return ST_NEED_OUT, i
-                    _emit(p, fs, fi, out_f, out_i, ring, fi[S_NEXT_T], arrays, bpx, bq, apx, aq)
+                    _emit(p, fs, fi, out_f, out_i, ring, fi[S_NEXT_T], arrays, bpx, bq, apx, aq, False)
                 fi[S_NEXT_T] += interval
         kind = e["kind"]
         if kind == 1:  # BOOK_SET
@@ -365,9 +377,11 @@ def run(ev, start, st, lb, la, hkb, hvb, hka, hva, p, fs, fi, ring, out_f, out_i
                         if fi[S_CROSSED] == 0:
                             fi[S_FIRST_CROSSED] = i
                         fi[S_CROSSED] += 1
-                    _ofi_update(fs, fi, arrays, bpx, bq, apx, aq)
                     if mode == MODE_EVENT:
-                        _emit(p, fs, fi, out_f, out_i, ring, e["ts_local"], arrays, bpx, bq, apx, aq)
+                        _ofi_update(fs, fi, arrays, bpx, bq, apx, aq, int(p[P_NLEVELS]))
+                        _emit(p, fs, fi, out_f, out_i, ring, e["ts_local"], arrays, bpx, bq, apx, aq, True)
+                    else:
+                        _ofi_update(fs, fi, arrays, bpx, bq, apx, aq, MLOFI_LEVELS)
         elif kind == 2:  # BOOK_CLEAR
             bk.book_clear(st, lb, la, hkb, hvb, hka, hva)
             fi[S_SYNCED] = 0
@@ -407,6 +421,6 @@ def flush_interval(p, fs, fi, ring, out_f, out_i, st, lb, la, hkb, hvb, hka, hva
         if fi[S_SYNCED] != 0:
             if fi[S_ROWS] >= out_f.shape[0]:
                 return ST_NEED_OUT
-            _emit(p, fs, fi, out_f, out_i, ring, fi[S_NEXT_T], arrays, bpx, bq, apx, aq)
+            _emit(p, fs, fi, out_f, out_i, ring, fi[S_NEXT_T], arrays, bpx, bq, apx, aq, False)
         fi[S_NEXT_T] += interval
     return ST_DONE
