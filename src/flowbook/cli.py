@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "synth":
             from .testing.synthetic import write_recording
 
+            args.out.parent.mkdir(parents=True, exist_ok=True)
             write_recording(args.out, args.updates, args.seed)
             print(f"wrote {args.out}")
             return 0

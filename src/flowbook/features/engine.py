@@ -121,7 +121,7 @@ class FeatureEngine:
         self.p = p
         self.fs = np.zeros(k.NFSTATE)
         self.fi = np.zeros(k.NSTATE, np.int64)
-        self.ring = np.zeros((2, cfg.delta_window))
+        self.ring = np.zeros((3, cfg.delta_window))  # signed qty, qty*price, qty of the last K trades
         self.out_f = np.empty((out_rows, k.NCOLS))
         self.out_i = np.empty((out_rows, k.NICOLS), np.int64)
         n = cfg.depth_levels
@@ -129,6 +129,8 @@ class FeatureEngine:
         self._chunks_f: list[np.ndarray] = []
         self._chunks_i: list[np.ndarray] = []
         self.stats = EngineStats()
+        self._seen = 0  # events processed before the current call
+        self._first_crossed = -1
 
     def _ensure_book(self, events: np.ndarray) -> L2Book:
         if self.book is None:
@@ -152,6 +154,7 @@ class FeatureEngine:
         if events.dtype != EVENT_DTYPE:
             raise TypeError("events must have flowbook's EVENT_DTYPE")
         book = self._ensure_book(events)
+        crossed_before = int(self.fi[k.S_CROSSED])
         i = 0
         while True:
             status, i = k.run(events, i, *book.arrays, self.p, self.fs, self.fi, self.ring,
@@ -162,6 +165,9 @@ class FeatureEngine:
                 book.grow()
             elif status == k.ST_NEED_OUT:
                 self._drain()
+        if crossed_before == 0 and self.fi[k.S_CROSSED] > 0:
+            self._first_crossed = self._seen + int(self.fi[k.S_FIRST_CROSSED])
+        self._seen += len(events)
 
     def finish(self) -> None:
         """End of input: in interval mode, emit the last sample (at or before the last event)."""
@@ -173,7 +179,7 @@ class FeatureEngine:
         self._drain()
         self.stats.book_messages = int(self.fi[k.S_BOOK_MSGS])
         self.stats.crossed = int(self.fi[k.S_CROSSED])
-        self.stats.first_crossed_event = int(self.fi[k.S_FIRST_CROSSED]) if self.stats.crossed else -1
+        self.stats.first_crossed_event = self._first_crossed
         self.stats.recenters = int(self.book.st[10]) if self.book is not None else 0
 
     def take(self) -> tuple[np.ndarray, np.ndarray]:

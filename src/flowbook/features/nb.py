@@ -172,7 +172,8 @@ def _book_features(p, fs, fi, out_f, row, arrays, bpx, bq, apx, aq, fresh):
         o[C_SPREAD] = (apx[0] - bpx[0]) * p[P_PX_NUM] / p[P_PX_DEN]
         o[C_SPREAD_BPS] = (apx[0] - bpx[0]) / ((bpx[0] + apx[0]) * 0.5) * 1e4
         o[C_SPREAD_PCT] = (apx[0] - bpx[0]) / ((bpx[0] + apx[0]) * 0.5) * 1e2
-        o[C_MICROPRICE] = (qb * ba + qa * bb) / (qb + qa)
+        # the weighted mid is undefined on a crossed book (reference §A.3)
+        o[C_MICROPRICE] = (qb * ba + qa * bb) / (qb + qa) if bpx[0] <= apx[0] else nan
     else:
         mid = nan
         o[C_MID] = nan
@@ -231,9 +232,9 @@ def _book_features(p, fs, fi, out_f, row, arrays, bpx, bq, apx, aq, fresh):
         wb = 0.0
         wa = 0.0
         for i in range(nb_):
-            wb += bq[i] * math.exp(-((midt - bpx[i]) / midt * 1e4) / lam)
+            wb += bq[i] * math.exp(-(abs(midt - bpx[i]) / midt * 1e4) / lam)
         for i in range(na_):
-            wa += aq[i] * math.exp(-((apx[i] - midt) / midt * 1e4) / lam)
+            wa += aq[i] * math.exp(-(abs(apx[i] - midt) / midt * 1e4) / lam)
         o[C_IMB_DW] = (wb - wa) / (wb + wa) if wb + wa > 0 else nan
         band = p[P_BAND_BPS] * 1e-4
         lo = int(math.ceil(midt * (1.0 - band) - 1e-9))
@@ -311,7 +312,7 @@ def _emit(p, fs, fi, out_f, out_i, ring, ts, arrays, bpx, bq, apx, aq, fresh):
     for j in range(n):
         dk += ring[0, j]
         num += ring[1, j]
-        den += abs(ring[0, j])
+        den += ring[2, j]
     o[C_DELTA_K] = dk * qs
     o[C_VWAP_K] = num / den * pxs if den > 0 else math.nan
     o[C_LAST_PRICE] = fs[F_LAST_PX] * pxs if fs[F_VWAP_DEN] > 0 else math.nan
@@ -401,6 +402,7 @@ def run(ev, start, st, lb, la, hkb, hvb, hka, hva, p, fs, fi, ring, out_f, out_i
             pos = fi[S_RING_POS]
             ring[0, pos] = s * q
             ring[1, pos] = q * float(e["price"])
+            ring[2, pos] = q
             fi[S_RING_POS] = (pos + 1) % k_trades
             if fi[S_RING_N] < k_trades:
                 fi[S_RING_N] += 1

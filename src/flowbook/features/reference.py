@@ -6,17 +6,16 @@ the book for every row.  It is slow and obvious on purpose: every formula appear
 words of ``docs/features.md``, and ``tests/test_features_reference.py`` requires the kernel to agree
 (relative 1e-9, NaN == NaN) on random streams and on a real capture.
 
-Three places follow the reference document (``shared/reference/formulas-and-protocols.md``) rather
-than the kernel; each is pinned by a strict-xfail test in ``tests/test_features_reference.py``:
+Edge cases settled by the reference document (``shared/reference/formulas-and-protocols.md``); an
+earlier kernel differed on each, and the tests at the end of ``tests/test_features_reference.py``
+pin them:
 
 - ``microprice`` is NaN on a crossed book (best bid > best ask): reference §A.3, weighted mid,
-  "crossed book -> invalid".  The kernel returns the formula's value.
-- ``imbalance_dw`` weighs each level by ``exp(-|P - M| / M * 1e4 / dw_bps)``: reference §A.3 uses
-  the absolute distance ``|P_i - M|``.  The kernel uses the signed ``M - P`` (bids) / ``P - M``
-  (asks), which differs only on a crossed book (weights above 1 for levels through the mid).
-- ``vwap_k`` divides by the summed quantity of the last K trades.  The kernel divides by
-  ``sum |side| * qty``, so a trade without an aggressor side (side 0) adds its notional to the
-  numerator but not its quantity to the denominator.
+  "crossed book -> invalid".
+- ``imbalance_dw`` weighs each level by ``exp(-|P - M| / M * 1e4 / dw_bps)``, the absolute distance
+  of reference §A.3 (a signed distance gives levels through the mid of a crossed book weights > 1).
+- ``vwap_k`` divides by the summed quantity of the last K trades, trades without an aggressor side
+  (side 0) included.
 """
 
 from __future__ import annotations

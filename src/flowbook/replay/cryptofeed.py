@@ -21,7 +21,7 @@ import heapq
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -39,8 +39,9 @@ SUPPORTED_EXCHANGES: tuple[str, ...] = ("BINANCE", "BINANCE_US", "BINANCE_FUTURE
 
 # <uuid>.<rotation>, uuid = EXCHANGE or EXCHANGE.<kind>.<connection id>
 _NAME = re.compile(r"^([A-Za-z0-9_\-]+)(?:\.([a-z]+)\.([A-Za-z0-9_\-]+))?\.(\d+)$")
-_TS = re.compile(rb"^\d+(?:\.\d+)?$")
-_HEAD = re.compile(rb"^\S+ (?:<-> \d+(?:\.\d+)?\s*$|-> \d+(?:\.\d+)?: )")
+_TS = re.compile(rb"\d+(?:\.\d+)?")
+_DECIMAL = re.compile(r"\d+(?:\.\d+)?")
+_HEAD = re.compile(rb"^(?:\S+ <-> \d+(?:\.\d+)?\s*$|\S+ -> \d+(?:\.\d+)?: |configuration: [{\[])")
 _NS = Decimal("1e-9")
 
 Frame = tuple[int, bytes, str, str | None]  # ts_local ns, payload, "file:line", symbol hint
@@ -76,26 +77,23 @@ def parse_ts_ns(text: str | bytes) -> int:
     rounded half-even.  Raises ``ValueError`` for anything but ``<digits>[.<digits>]``.
     """
     raw = text.encode() if isinstance(text, str) else text
-    if not _TS.match(raw):
+    if not _TS.fullmatch(raw):
         raise ValueError(f"bad timestamp {raw[:40].decode(errors='replace')!r}")
     whole, _, frac = raw.decode().partition(".")
     if len(frac) <= 9:
         return int(whole) * 1_000_000_000 + int(frac.ljust(9, "0"))
-    try:
-        q = Decimal(f"{whole}.{frac}").quantize(_NS, rounding=ROUND_HALF_EVEN)
-    except InvalidOperation as exc:  # more digits than the context holds
-        raise ValueError(f"bad timestamp {text!r}") from exc
-    return int(q.scaleb(9))
+    with localcontext(prec=len(whole) + 12):  # room for the nanoseconds, whatever the input's digits
+        return int(Decimal(f"{whole}.{frac}").quantize(_NS, rounding=ROUND_HALF_EVEN).scaleb(9))
 
 
 def is_cryptofeed(path: Path) -> bool:
     """Whether the file's first line is ``<url> <-> <ts>`` or ``<url> -> <ts>: ...`` (content probe)."""
     try:
         with open(path, "rb") as fh:
-            head = fh.readline(4096)
+            head = fh.readline(1 << 18)  # a connect line lists every stream in its URL
     except OSError:
         return False
-    return bool(_HEAD.match(head.rstrip(b"\r\n") if len(head) < 4096 else head))
+    return bool(_HEAD.match(head.rstrip(b"\r\n")))
 
 
 def _exchange_of(path: Path) -> str:
@@ -228,7 +226,10 @@ def exchange_info(files: list[Path], errors: list[str], strict: bool = False) ->
                 continue
             for s in info.symbols:
                 for f in s.filters:
-                    if f.filterType == "PRICE_FILTER" and f.tickSize and Decimal(f.tickSize) > 0:
+                    if f.filterType == "PRICE_FILTER" and f.tickSize is not None:
+                        if not _DECIMAL.fullmatch(f.tickSize) or not Decimal(f.tickSize):
+                            _report(errors, strict, where, f"{s.symbol}: bad tickSize {f.tickSize!r}")
+                            continue
                         ticks[s.symbol] = format(Decimal(f.tickSize).normalize(), "f")
                 if s.contractSize:
                     sizes[s.symbol] = float(s.contractSize)
@@ -245,21 +246,19 @@ class Recording:
     contract_sizes: dict[str, float]
 
 
-def _fit_tick(feed: BinanceFeed, hint: str | None, payload: bytes, where: str, notes: list[str]) -> None:
+def _fit_tick(feed: BinanceFeed, sym: str, payload: bytes, where: str, notes: list[str]) -> None:
     """Widen an exchangeInfo tick to the grid of a symbol's first snapshot when that is finer.
 
     Binance keeps orders resting at the old prices when it raises a tick size, so a snapshot can hold
     prices off the current tick (BINANCE.http.0.0 NKNUSDT: 34 bids on 0.00001 with tick 0.0001).
     """
+    s, tick = feed.symbols.get(sym), feed.tick_sizes.get(sym)
+    if tick is None or (s is not None and s.inst is not None):
+        return
     try:
         snap = _snapshot.decode(payload)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return  # the feed reports it
-    sym = snap.symbol or hint
-    tick = feed.tick_sizes.get(sym) if sym else None
-    s = feed.symbols.get(sym) if sym else None
-    if sym is None or tick is None or (s is not None and s.inst is not None):
-        return
     prices = [p for p, _ in snap.bids] + [p for p, _ in snap.asks]
     step = infer_step([tick, *prices])
     if Decimal(step) != Decimal(tick):
@@ -290,12 +289,9 @@ def load_cryptofeed(paths: list[Path], strict: bool, progress: Callable[[int], N
     rec = feed_recording(paths, strict, progress)
     loaded = _feed_result(rec.feed, rec.errors)
     venue = "binance-us" if rec.exchange == "BINANCE_US" else None
-    loaded.instruments = [
-        dataclasses.replace(
-            i,
-            venue=venue or i.venue,
-            multiplier=rec.contract_sizes.get(i.symbol, i.multiplier) if i.inverse else i.multiplier,
-        )
+    loaded.instruments = [  # Binance.US is not Binance; COIN-M contract sizes from exchangeInfo
+        dataclasses.replace(i, venue=venue or i.venue,
+                            multiplier=rec.contract_sizes.get(i.symbol, i.multiplier) if i.inverse else i.multiplier)
         for i in loaded.instruments
     ]
     return loaded

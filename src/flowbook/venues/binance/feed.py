@@ -113,7 +113,7 @@ class BinanceFeed:
             return
         try:
             self._dispatch(ts_local, msg, where, symbol_hint)
-        except PriceNotOnGrid as exc:
+        except (PriceNotOnGrid, ValueError) as exc:
             self._bad(where, str(exc))
 
     def finish(self) -> None:
@@ -187,6 +187,14 @@ class BinanceFeed:
                 [p for p, _ in snap.bids[:500]] + [p for p, _ in snap.asks[:500]],
                 [q for _, q in snap.bids[:50]] + [q for _, q in snap.asks[:50]],
             )
+        px, qg = s.px, s.qty
+        assert px is not None and qg is not None
+        try:  # convert every level first: a bad snapshot must leave the sequencer untouched
+            levels = [(side, px.to_int(p), qg.to_int(q)) for side, lv in ((1, snap.bids), (-1, snap.asks))
+                      for p, q in lv]
+        except PriceNotOnGrid as exc:
+            self._bad(where, f"snapshot lastUpdateId={snap.lastUpdateId}: {exc}")
+            return
         accepted, diffs, issue = s.seq.on_snapshot(snap)
         if not accepted:
             if issue is not None:
@@ -199,7 +207,7 @@ class BinanceFeed:
         if s.had_gap:
             self.stats.resyncs += 1
         ts_ex = (snap.E or 0) * _MS if snap.E else ts_local
-        self._emit_snapshot(s, ts_local, ts_ex, snap)
+        self._emit_snapshot(s, ts_local, ts_ex, snap.lastUpdateId, levels)
         for d, tag in diffs:
             self._apply_diff(s, d, tag)
         if issue is not None:
@@ -232,18 +240,14 @@ class BinanceFeed:
             raise SyncError(msg)
         self.stats.note(msg)
 
-    def _emit_snapshot(self, s: _Symbol, ts_local: int, ts_ex: int, snap: DepthSnapshot) -> None:
-        px, qg = s.px, s.qty
-        assert px is not None and qg is not None
-        lid = snap.lastUpdateId
+    def _emit_snapshot(self, s: _Symbol, ts_local: int, ts_ex: int, lid: int,
+                       levels: list[tuple[int, int, int]]) -> None:
         rows = self._rows
         snap_flags = int(Flag.SNAPSHOT | Flag.INCOMPLETE)
         rows.append((int(Kind.BOOK_CLEAR), 0, int(Flag.SNAPSHOT | Flag.SNAPSHOT_BEGIN), s.sid, ts_ex,
                      ts_local, 0, 0, lid, NO_ID, 0.0))
-        for side, levels in ((1, snap.bids), (-1, snap.asks)):
-            for p, q in levels:
-                rows.append((1, side, snap_flags, s.sid, ts_ex, ts_local, px.to_int(p), qg.to_int(q), lid,
-                             NO_ID, 0.0))
+        for side, tick, lots in levels:
+            rows.append((1, side, snap_flags, s.sid, ts_ex, ts_local, tick, lots, lid, NO_ID, 0.0))
         last = list(rows[-1])
         last[2] = snap_flags | int(Flag.SNAPSHOT_END | Flag.END_OF_MESSAGE)
         rows[-1] = tuple(last)
@@ -299,7 +303,10 @@ class BinanceFeed:
                          px.to_int(o.p), qg.to_int(o.q), NO_ID, NO_ID, float(o.ap)))
         elif isinstance(m, MarkPrice):
             ts_ex = m.E * _MS
-            rows.append((int(Kind.MARK_PRICE), 0, 0, sid, ts_ex, ts_local, 0, 0, NO_ID, NO_ID, float(m.p)))
-            rows.append((int(Kind.FUNDING_RATE), 0, _EOM, sid, ts_ex, ts_local, 0, 0, m.T * _MS, NO_ID,
-                         float(m.r)))
+            if m.r == "":  # delivery contracts carry no funding rate
+                rows.append((int(Kind.MARK_PRICE), 0, _EOM, sid, ts_ex, ts_local, 0, 0, NO_ID, NO_ID, float(m.p)))
+            else:
+                rows.append((int(Kind.MARK_PRICE), 0, 0, sid, ts_ex, ts_local, 0, 0, NO_ID, NO_ID, float(m.p)))
+                rows.append((int(Kind.FUNDING_RATE), 0, _EOM, sid, ts_ex, ts_local, 0, 0, m.T * _MS, NO_ID,
+                             float(m.r)))
 

@@ -48,6 +48,7 @@ class DepthUpdate(msgspec.Struct, frozen=True):
     a: list[tuple[str, str]]
     pu: int | None = None
     T: int | None = None
+    ps: str | None = None  # pair: COIN-M only
 
 
 class DepthSnapshot(msgspec.Struct, frozen=True):

@@ -84,9 +84,10 @@ def market_of(msg: BinanceMessage) -> Market | None:
     if isinstance(msg, DepthUpdate):
         if msg.pu is None:
             return "spot"
-        return "coinm" if "_" in msg.s else "usdm"
+        # COIN-M diffs carry the pair ("ps"); USD-M quarterlies such as BTCUSDT_210924 do not
+        return "coinm" if msg.ps is not None else "usdm"
     if isinstance(msg, DepthSnapshot):
-        if msg.pair is not None or (msg.symbol is not None and "_" in msg.symbol):
+        if msg.pair is not None:
             return "coinm"
         return "usdm" if msg.T is not None else "spot"
     return None
