@@ -95,7 +95,7 @@ class DepthSequencer:
             # 6. u < local id: stale; U > local id + 1: something was missed, restart.
             if d.u <= last:
                 return Action.STALE, None
-            if d.U > last + 1:
+            if last + 1 < d.U:
                 return self._gap(d)
         self.last_u = d.u
         return Action.APPLY, None
