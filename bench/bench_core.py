@@ -232,12 +232,11 @@ def run_peers(args: argparse.Namespace, data: str) -> dict[str, Any]:
     return res
 
 
-def machine(core: int, peers: dict[str, Any]) -> dict[str, Any]:
+def machine(core: int, peer: dict[str, Any]) -> dict[str, Any]:
     model = platform.processor() or platform.machine()
     with open("/proc/cpuinfo", encoding="utf-8") as fh:
         model = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), model)
     vers = {d: version(d) for d in ("numpy", "numba", "polars", "pyarrow", "msgspec")}
-    peer = next(iter(peers.values()))
     return {"cpu_model": model, "logical_cores": os.cpu_count(), "pinned_core": core,
             "platform": platform.platform(), "python": platform.python_version(), **vers,
             "flowbook": flowbook.__version__,

@@ -68,8 +68,8 @@ BBO_STATES = [(100.0, 10, 100.1, 8), (100.0, 12, 100.1, 8), (100.0, 12, 100.1, 5
 def test_ofi_example_per_event() -> None:
     f, ii = _rows(_ofi_example(), FeatureConfig())
     assert f.shape[0] == 5
-    got = [tuple(f[r, COL[c]] for c in ("best_bid", "best_bid_qty", "best_ask", "best_ask_qty")) for r in range(5)]
-    assert got == pytest.approx(BBO_STATES)
+    got = f[:, [COL[c] for c in ("best_bid", "best_bid_qty", "best_ask", "best_ask_qty")]]
+    np.testing.assert_allclose(got, np.array(BBO_STATES), rtol=1e-12)
     # the first row after a snapshot has no previous state: no contribution
     assert list(f[:, COL["ofi"]]) == [0.0, 2.0, 3.0, 8.0, -7.0]
     assert f[1:, COL["ofi"]].sum() == 6.0
