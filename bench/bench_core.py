@@ -238,6 +238,7 @@ def machine(core: int, peer: dict[str, Any]) -> dict[str, Any]:
         model = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), model)
     vers = {d: version(d) for d in ("numpy", "numba", "polars", "pyarrow", "msgspec")}
     return {"cpu_model": model, "logical_cores": os.cpu_count(), "pinned_core": core,
+            "loadavg_end": os.getloadavg(),
             "platform": platform.platform(), "python": platform.python_version(), **vers,
             "flowbook": flowbook.__version__,
             "peer_python": peer["python"]["version"],
@@ -256,7 +257,9 @@ def report(res: dict[str, Any]) -> str:
         f"Machine: {mc['cpu_model']}, {mc['logical_cores']} logical cores (pinned to core {mc['pinned_core']}), "
         f"{mc['platform']}; Python {mc['python']}, numpy {mc['numpy']}, numba {mc['numba']}, polars "
         f"{mc['polars']}, pyarrow {mc['pyarrow']}; peers on Python {mc['peer_python']}: order-book "
-        f"{mc['peer_order-book']}, sortedcontainers {mc['peer_sortedcontainers']}.",
+        f"{mc['peer_order-book']}, sortedcontainers {mc['peer_sortedcontainers']}.  Load average "
+        f"(1/5/15 min) {'/'.join(f'{x:.2f}' for x in res['loadavg_start'])} at the start, "
+        f"{'/'.join(f'{x:.2f}' for x in mc['loadavg_end'])} at the end.",
         "",
         "Data: " + "; ".join(
             f"{names[d]}: {info[d]['level_updates']:,} level updates in {info[d]['messages']:,} messages "
@@ -324,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"preparing data in {args.work} ...", file=sys.stderr)
         res: dict[str, Any] = {"started": started, "quick": args.quick, "runs": args.runs,
+                               "loadavg_start": os.getloadavg(),
                                "runs_small": max(args.runs, 20), "data": prepare(args)}
         for kind in ("engine", "user", "e2e_raw", "e2e_archive"):
             res[kind] = {d: child_phase(args, f"{kind}:{d}") for d in ("usdm", "synthetic")}
