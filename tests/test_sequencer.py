@@ -135,7 +135,8 @@ def test_replay_of_a_capture_with_a_missing_line(tmp_path: Path, data_dir: Path)
     from flowbook.replay.sources import load
 
     src = data_dir / "hftbacktest" / "usdm" / "ethusdt_20240808.gz"
-    lines = gzip.open(src, "rb").read().splitlines(keepends=True)
+    with gzip.open(src, "rb") as fh:
+        lines = fh.read().splitlines(keepends=True)
     depth_lines = [i for i, ln in enumerate(lines) if b"depthUpdate" in ln]
     drop = depth_lines[len(depth_lines) // 2]
     u_next = json.loads(lines[depth_lines[len(depth_lines) // 2 + 1]].split(b" ", 1)[1])["data"]["u"]

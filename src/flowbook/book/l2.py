@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import nb
+from .hashnb import hash_rehash
 
 __all__ = ["L2Book", "default_window"]
 
@@ -58,7 +59,7 @@ class L2Book:
                 cap *= 2
             nk = np.full(cap, nb.EMPTY, np.int64)
             nv = np.zeros(cap, np.int64)
-            n = nb.hash_rehash(keys, vals, nk, nv)
+            n = hash_rehash(keys, vals, nk, nv)
             if s > 0:
                 self.hkb, self.hvb = nk, nv
                 self.st[nb.ST_HB_USED] = n

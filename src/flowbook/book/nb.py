@@ -22,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .hashnb import EMPTY, NO_ASK, NO_BID, TOMB, hash_extreme, hash_get, hash_put, hash_room
+
 # state vector slots
 ST_BASE = 0
 ST_W = 1
@@ -36,109 +38,9 @@ ST_HA_LIVE = 9
 ST_RECENTERS = 10
 ST_SIZE = 16
 
-NO_BID = -(2**62)
-NO_ASK = 2**62
 NO_BASE = -(2**62)
-EMPTY = -(2**63)
-TOMB = -(2**63) + 1
-
 OK = 0
 NEED_GROW = 2
-
-_HASH_MUL = np.uint64(11400714819323198485)
-
-
-@njit(cache=True, inline="always")
-def _slot0(key: int, mask: int) -> int:
-    return int((np.uint64(key) * _HASH_MUL) >> np.uint64(20)) & mask
-
-
-@njit(cache=True)
-def hash_get(keys: np.ndarray, vals: np.ndarray, key: int) -> int:
-    """Lots at ``key`` or 0."""
-    mask = keys.shape[0] - 1
-    i = _slot0(key, mask)
-    while True:
-        k = keys[i]
-        if k == key:
-            return vals[i]
-        if k == EMPTY:
-            return 0
-        i = (i + 1) & mask
-
-
-@njit(cache=True)
-def hash_room(keys: np.ndarray, used: int, extra: int) -> bool:
-    """Whether ``extra`` more inserts keep the load factor at or under 3/4."""
-    return (used + extra) * 4 <= keys.shape[0] * 3
-
-
-@njit(cache=True)
-def hash_put(keys: np.ndarray, vals: np.ndarray, st: np.ndarray, used_slot: int, key: int, qty: int) -> int:
-    """Set ``key`` to ``qty`` (0 deletes).  Returns the change in live levels (-1, 0, +1).
-
-    The caller checks :func:`hash_room` before an insert.
-    """
-    mask = keys.shape[0] - 1
-    i = _slot0(key, mask)
-    free = -1
-    while True:
-        k = keys[i]
-        if k == key:
-            if qty == 0:
-                keys[i] = TOMB
-                vals[i] = 0
-                return -1
-            vals[i] = qty
-            return 0
-        if k == EMPTY:
-            break
-        if k == TOMB and free < 0:
-            free = i
-        i = (i + 1) & mask
-    if qty == 0:
-        return 0
-    if free < 0:
-        free = i
-        st[used_slot] += 1
-    keys[free] = key
-    vals[free] = qty
-    return 1
-
-
-@njit(cache=True)
-def hash_extreme(keys: np.ndarray, below: int, above: int, want_max: bool) -> int:
-    """Max (or min) live key strictly between ``above`` and ``below``; sentinel when none."""
-    best = NO_BID if want_max else NO_ASK
-    for i in range(keys.shape[0]):
-        k = keys[i]
-        if k == EMPTY or k == TOMB:
-            continue
-        if k < below and k > above:
-            if want_max:
-                if k > best:
-                    best = k
-            elif k < best:
-                best = k
-    return best
-
-
-@njit(cache=True)
-def hash_rehash(ok: np.ndarray, ov: np.ndarray, nk: np.ndarray, nv: np.ndarray) -> int:
-    """Copy live entries of one table into a fresh (all ``EMPTY``) one; returns live count."""
-    mask = nk.shape[0] - 1
-    n = 0
-    for j in range(ok.shape[0]):
-        k = ok[j]
-        if k == EMPTY or k == TOMB:
-            continue
-        i = _slot0(k, mask)
-        while nk[i] != EMPTY:
-            i = (i + 1) & mask
-        nk[i] = k
-        nv[i] = ov[j]
-        n += 1
-    return n
 
 
 @njit(cache=True)
@@ -238,14 +140,14 @@ def recenter(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, hv
     # 2. levels from the hash that fall inside the new window move to the ladder
     for j in range(hkb.shape[0]):
         k = hkb[j]
-        if k != EMPTY and k != TOMB and new <= k < new + w:
+        if k > TOMB and new <= k < new + w:
             lb[k - new] = hvb[j]
             hkb[j] = TOMB
             hvb[j] = 0
             st[ST_HB_LIVE] -= 1
     for j in range(hka.shape[0]):
         k = hka[j]
-        if k != EMPTY and k != TOMB and new <= k < new + w:
+        if k > TOMB and new <= k < new + w:
             la[k - new] = hva[j]
             hka[j] = TOMB
             hva[j] = 0
@@ -357,13 +259,13 @@ def get_level(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, h
 def _hash_sorted(keys: np.ndarray, vals: np.ndarray, descending: bool):
     n = 0
     for j in range(keys.shape[0]):
-        if keys[j] != EMPTY and keys[j] != TOMB:
+        if keys[j] > TOMB:
             n += 1
     ks = np.empty(n, np.int64)
     vs = np.empty(n, np.int64)
     m = 0
     for j in range(keys.shape[0]):
-        if keys[j] != EMPTY and keys[j] != TOMB:
+        if keys[j] > TOMB:
             ks[m] = keys[j]
             vs[m] = vals[j]
             m += 1
@@ -487,7 +389,7 @@ def band_depth(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, 
             if limit < base and st[ST_HB_LIVE] > 0:
                 for j in range(hkb.shape[0]):
                     k = hkb[j]
-                    if k != EMPTY and k != TOMB and limit <= k < base:
+                    if k > TOMB and limit <= k < base:
                         tot += hvb[j]
                         notional += float(hvb[j]) * float(k)
             return tot, notional
@@ -497,7 +399,7 @@ def band_depth(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, 
                 notional += float(lb[i]) * float(base + i)
         for j in range(hkb.shape[0]):
             k = hkb[j]
-            if k != EMPTY and k != TOMB and k >= limit:
+            if k > TOMB and k >= limit:
                 tot += hvb[j]
                 notional += float(hvb[j]) * float(k)
         return tot, notional
@@ -513,7 +415,7 @@ def band_depth(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, 
         if limit >= base + w and st[ST_HA_LIVE] > 0:
             for j in range(hka.shape[0]):
                 k = hka[j]
-                if k != EMPTY and k != TOMB and base + w <= k <= limit:
+                if k > TOMB and base + w <= k <= limit:
                     tot += hva[j]
                     notional += float(hva[j]) * float(k)
         return tot, notional
@@ -523,7 +425,7 @@ def band_depth(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, 
             notional += float(la[i]) * float(base + i)
     for j in range(hka.shape[0]):
         k = hka[j]
-        if k != EMPTY and k != TOMB and k <= limit:
+        if k > TOMB and k <= limit:
             tot += hva[j]
             notional += float(hva[j]) * float(k)
     return tot, notional

@@ -356,9 +356,8 @@ def run(ev, start, st, lb, la, hkb, hvb, hka, hva, p, fs, fi, ring, out_f, out_i
         kind = e["kind"]
         if kind == 1:  # BOOK_SET
             side = e["side"]
-            if side != 0:
-                if bk.set_level(st, lb, la, hkb, hvb, hka, hva, side, e["price"], e["qty"]) != bk.OK:
-                    return ST_NEED_GROW, i
+            if side != 0 and bk.set_level(st, lb, la, hkb, hvb, hka, hva, side, e["price"], e["qty"]) != bk.OK:
+                return ST_NEED_GROW, i
             flags = e["flags"]
             if flags & 4:  # SNAPSHOT_END
                 fi[S_SYNCED] = 1

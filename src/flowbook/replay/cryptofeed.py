@@ -189,8 +189,8 @@ def _symbol_hint(url: bytes) -> str | None:
     return values[0].upper() if values else None
 
 
-def _stream_frames(files: list[Path], errors: list[str], strict: bool) -> Iterator[Frame]:
-    """Received frames and REST responses of one connection, in file order."""
+def _classified(files: list[Path], errors: list[str], strict: bool) -> Iterator[tuple[str, str, int, bytes, bytes]]:
+    """``(where, kind, ts, url, payload)`` of every line of ``files``; bad lines are reported and skipped."""
     for path in files:
         for lineno, line in _lines(path):
             where = f"{path}:{lineno}"
@@ -199,40 +199,39 @@ def _stream_frames(files: list[Path], errors: list[str], strict: bool) -> Iterat
             except _BadLine as exc:
                 _report(errors, strict, where, str(exc))
                 continue
-            if kind == "recv":
-                yield ts, payload, where, None
-            elif kind == "rest":
-                yield ts, payload, where, _symbol_hint(url)
+            yield where, kind, ts, url, payload
+
+
+def _stream_frames(files: list[Path], errors: list[str], strict: bool) -> Iterator[Frame]:
+    """Received frames and REST responses of one connection, in file order."""
+    for where, kind, ts, url, payload in _classified(files, errors, strict):
+        if kind == "recv":
+            yield ts, payload, where, None
+        elif kind == "rest":
+            yield ts, payload, where, _symbol_hint(url)
 
 
 def exchange_info(files: list[Path], errors: list[str], strict: bool = False) -> tuple[dict[str, str], dict[str, float]]:
     """``({symbol: tick size}, {symbol: contract size})`` from the exchangeInfo responses in ``files``."""
     ticks: dict[str, str] = {}
     sizes: dict[str, float] = {}
-    for path in files:
-        for lineno, line in _lines(path):
-            where = f"{path}:{lineno}"
-            try:
-                kind, _, url, body = _classify(line)
-            except _BadLine as exc:
-                _report(errors, strict, where, str(exc))
-                continue
-            if kind != "rest" or not urlsplit(url.decode(errors="replace")).path.endswith("exchangeInfo"):
-                continue
-            try:
-                info = _exchange_info.decode(body)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                _report(errors, strict, where, f"malformed exchangeInfo response ({exc})")
-                continue
-            for s in info.symbols:
-                for f in s.filters:
-                    if f.filterType == "PRICE_FILTER" and f.tickSize is not None:
-                        if not _DECIMAL.fullmatch(f.tickSize) or not Decimal(f.tickSize):
-                            _report(errors, strict, where, f"{s.symbol}: bad tickSize {f.tickSize!r}")
-                            continue
-                        ticks[s.symbol] = format(Decimal(f.tickSize).normalize(), "f")
-                if s.contractSize:
-                    sizes[s.symbol] = float(s.contractSize)
+    for where, kind, _, url, body in _classified(files, errors, strict):
+        if kind != "rest" or not urlsplit(url.decode(errors="replace")).path.endswith("exchangeInfo"):
+            continue
+        try:
+            info = _exchange_info.decode(body)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            _report(errors, strict, where, f"malformed exchangeInfo response ({exc})")
+            continue
+        for s in info.symbols:
+            for f in s.filters:
+                if f.filterType == "PRICE_FILTER" and f.tickSize is not None:
+                    if not _DECIMAL.fullmatch(f.tickSize) or not Decimal(f.tickSize):
+                        _report(errors, strict, where, f"{s.symbol}: bad tickSize {f.tickSize!r}")
+                        continue
+                    ticks[s.symbol] = format(Decimal(f.tickSize).normalize(), "f")
+            if s.contractSize:
+                sizes[s.symbol] = float(s.contractSize)
     return ticks, sizes
 
 

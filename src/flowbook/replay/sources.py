@@ -53,10 +53,8 @@ def _feed_result(feed: BinanceFeed, errors: list[str]) -> Loaded:
 def load_binance_raw(paths: list[Path], strict: bool, progress: Callable[[int], None] | None = None) -> Loaded:
     feed = BinanceFeed(strict=strict)
     errors: list[str] = []
-    n = 0
-    for fr in iter_frames(order_files(paths), errors):
+    for n, fr in enumerate(iter_frames(order_files(paths), errors), 1):
         feed.on_frame(fr.ts_local, fr.payload, fr.where, fr.symbol_hint)
-        n += 1
         if progress is not None and n % 20000 == 0:
             progress(20000)
     if strict and errors:
