@@ -8,11 +8,13 @@ After every step every read of the two books must agree.
 
 from __future__ import annotations
 
+import numpy as np
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from flowbook.book import L2Book, ReferenceBook
+from flowbook.events import EVENT_DTYPE, Flag, Kind
 
 CENTER = 10_000
 SIDES = st.sampled_from([1, -1])
@@ -53,7 +55,7 @@ class BookMachine(RuleBasedStateMachine):
     fast: L2Book
     ref: ReferenceBook
 
-    @initialize(window=st.sampled_from([8, 16, 32, 64]))
+    @initialize(window=st.sampled_from([8, 16, 32, 64, 200, 256]))
     def make(self, window: int) -> None:
         self.fast = L2Book(window=window, hash_capacity=16)
         self.ref = ReferenceBook()
@@ -69,6 +71,19 @@ class BookMachine(RuleBasedStateMachine):
         tick = (best if best is not None else CENTER) + offset
         self.fast.set(side, tick, qty)
         self.ref.set(side, tick, qty)
+
+    @rule(ops=st.lists(st.tuples(SIDES, st.integers(-40, 40), QTY), min_size=1, max_size=12))
+    def apply_message(self, ops: list[tuple[int, int, int]]) -> None:
+        """A whole message through the batch kernel (``apply_levels``), ticks around the touch."""
+        anchor = self.ref.best_bid if self.ref.best_bid is not None else CENTER
+        ev = np.zeros(len(ops), EVENT_DTYPE)
+        ev["kind"] = Kind.BOOK_SET
+        ev["ts_local"] = ev["ts_exchange"] = 7
+        for j, (side, off, qty) in enumerate(ops):
+            ev[j]["side"], ev[j]["price"], ev[j]["qty"] = side, anchor + off, qty
+            self.ref.set(side, anchor + off, qty)
+        ev[-1]["flags"] = Flag.END_OF_MESSAGE
+        self.fast.apply(ev)
 
     @precondition(lambda self: len(self.ref) > 0)
     @rule(side=SIDES)

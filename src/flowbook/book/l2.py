@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import nb
+from . import depthnb, nb
 from .hashnb import hash_rehash
 
 __all__ = ["L2Book", "default_window"]
@@ -32,7 +32,7 @@ class L2Book:
     def __init__(self, window: int = 1 << 14, hash_capacity: int = 1 << 10) -> None:
         if hash_capacity & (hash_capacity - 1):
             raise ValueError("hash_capacity must be a power of two")
-        self.st = np.zeros(nb.ST_SIZE, np.int64)
+        self.st = np.zeros(nb.st_size(window), np.int64)
         self.lb = np.zeros(window, np.int64)
         self.la = np.zeros(window, np.int64)
         self.hkb = np.full(hash_capacity, nb.EMPTY, np.int64)
@@ -75,6 +75,18 @@ class L2Book:
         while nb.set_level(*self.arrays, side, tick, lots) == nb.NEED_GROW:
             self.grow()
 
+    def apply(self, events: np.ndarray) -> None:
+        """Apply the ``BOOK_SET`` events of ``events`` (EVENT_DTYPE) message by message."""
+        i = 0
+        n = len(events)
+        while i < n:
+            if events["kind"][i] != 1:
+                i += 1
+                continue
+            status, i = nb.apply_levels(*self.arrays, events, i)
+            if status == nb.NEED_GROW:
+                self.grow()
+
     def recenter_if_needed(self) -> None:
         while nb.maybe_recenter(*self.arrays) == nb.NEED_GROW:
             self.grow()
@@ -104,5 +116,5 @@ class L2Book:
 
     def depth_to(self, side: int, limit_tick: int) -> tuple[int, float]:
         """Lots and ``Σ lots·ticks`` on ``side`` at prices no worse than ``limit_tick``."""
-        lots, notional = nb.band_depth(*self.arrays, side, limit_tick)
+        lots, notional = depthnb.band_depth(*self.arrays, side, limit_tick)
         return int(lots), float(notional)

@@ -36,11 +36,48 @@ ST_HA_USED = 7
 ST_HB_LIVE = 8
 ST_HA_LIVE = 9
 ST_RECENTERS = 10
-ST_SIZE = 16
+ST_SIZE = 16  # fixed slots; the per-block sums follow (see st_size)
+
+# Per-block sums of the ladders, after the fixed slots: for block ``b`` (ladder ticks
+# ``[64 b, 64 b + 64)``), ``st[ST_SIZE + k * nblk + b]`` holds, for k = 0..3: bid lots, bid lots * i,
+# ask lots, ask lots * i (``i`` the ladder index).  Depth over a price band then costs a few blocks
+# plus at most one partial block per edge instead of one read per tick.
+BLK_SHIFT = 4
+BLK = 1 << BLK_SHIFT
 
 NO_BASE = -(2**62)
 OK = 0
 NEED_GROW = 2
+
+
+def n_blocks(window: int) -> int:
+    return max(1, (window + BLK - 1) >> BLK_SHIFT)
+
+
+def st_size(window: int) -> int:
+    """Length of the state vector of a book whose ladders are ``window`` ticks wide."""
+    return ST_SIZE + 4 * n_blocks(window)
+
+
+@njit(cache=True, inline="always")
+def _blk_add(st, w, k, i, d):
+    """Add ``d`` lots at ladder index ``i`` to the block sums ``k`` (0 bids, 1 asks)."""
+    nblk = max(1, (w + BLK - 1) >> BLK_SHIFT)
+    b = ST_SIZE + 2 * k * nblk + (i >> BLK_SHIFT)
+    st[b] += d
+    st[b + nblk] += d * i
+
+
+@njit(cache=True)
+def _blk_rebuild(st, lb, la):
+    w = lb.shape[0]
+    nblk = max(1, (w + BLK - 1) >> BLK_SHIFT)
+    st[ST_SIZE:ST_SIZE + 4 * nblk] = 0
+    for i in range(w):
+        if lb[i] != 0:
+            _blk_add(st, w, 0, i, lb[i])
+        if la[i] != 0:
+            _blk_add(st, w, 1, i, la[i])
 
 
 @njit(cache=True)
@@ -50,6 +87,7 @@ def book_clear(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, 
     if st[ST_NBID] > 0 or st[ST_NASK] > 0:
         lb[:] = 0
         la[:] = 0
+        st[ST_SIZE:] = 0
     if st[ST_HB_USED] > 0:
         hkb[:] = EMPTY
         hvb[:] = 0
@@ -132,12 +170,32 @@ def recenter(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, hv
                 out_a += 1
     if not hash_room(hkb, st[ST_HB_USED], out_b) or not hash_room(hka, st[ST_HA_USED], out_a):
         return NEED_GROW
-    ob = lb.copy()
-    oa = la.copy()
-    lb[:] = 0
-    la[:] = 0
+    # 2. levels leaving the window go to the hash
+    for i in range(w):
+        t = old + i
+        if t < new or t >= new + w:
+            if lb[i] != 0:
+                st[ST_HB_LIVE] += hash_put(hkb, hvb, st, ST_HB_USED, t, lb[i])
+                lb[i] = 0
+            if la[i] != 0:
+                st[ST_HA_LIVE] += hash_put(hka, hva, st, ST_HA_USED, t, la[i])
+                la[i] = 0
+    # 3. the rest shift in place (in the direction that never overwrites an unread tick)
+    d = new - old
+    if d > 0:
+        for i in range(w - d):
+            lb[i] = lb[i + d]
+            la[i] = la[i + d]
+        lb[max(w - d, 0):] = 0
+        la[max(w - d, 0):] = 0
+    else:
+        for i in range(w - 1, -d - 1, -1):
+            lb[i] = lb[i + d]
+            la[i] = la[i + d]
+        lb[:min(-d, w)] = 0
+        la[:min(-d, w)] = 0
     st[ST_BASE] = new
-    # 2. levels from the hash that fall inside the new window move to the ladder
+    # 4. levels from the hash that fall inside the new window move to the ladder
     for j in range(hkb.shape[0]):
         k = hkb[j]
         if k > TOMB and new <= k < new + w:
@@ -152,23 +210,67 @@ def recenter(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, hv
             hka[j] = TOMB
             hva[j] = 0
             st[ST_HA_LIVE] -= 1
-    # 3. old ladder levels: into the new ladder or the hash
-    for i in range(w):
-        t = old + i
-        q = ob[i]
-        if q != 0:
-            if new <= t < new + w:
-                lb[t - new] = q
-            else:
-                st[ST_HB_LIVE] += hash_put(hkb, hvb, st, ST_HB_USED, t, q)
-        q = oa[i]
-        if q != 0:
-            if new <= t < new + w:
-                la[t - new] = q
-            else:
-                st[ST_HA_LIVE] += hash_put(hka, hva, st, ST_HA_USED, t, q)
+    _blk_rebuild(st, lb, la)
     st[ST_RECENTERS] += 1
     return OK
+
+
+@njit(cache=True)
+def apply_levels(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, hvb: np.ndarray,
+                 hka: np.ndarray, hva: np.ndarray, ev: np.ndarray, i: int) -> tuple[int, int]:
+    """Apply the level sets of one message: ``ev[i:j]``, all ``BOOK_SET`` with the clocks of ``ev[i]``.
+
+    Stops after an event flagged ``END_OF_MESSAGE`` or ``SNAPSHOT_END``, or before an event of another
+    kind or time.  Returns ``(OK, j)``, or ``(NEED_GROW, k)`` with ``ev[i:k]`` applied (level sets are
+    idempotent, so applying ``ev[k:]`` again after the grow is safe).  Events with side 0 carry only
+    flags.
+
+    This is the hot loop of every replay: the common update (a tick inside the window that does not
+    remove the touch) is written out here rather than called, because a call per update costs more
+    than the update (numba reference-counts the arrays around each call); every other case goes
+    to :func:`set_level`.
+    """
+    n = ev.shape[0]
+    w = lb.shape[0]
+    nblk = max(1, (w + BLK - 1) >> BLK_SHIFT)
+    ts_l = ev[i]["ts_local"]
+    ts_e = ev[i]["ts_exchange"]
+    j = i
+    while j < n:
+        e = ev[j]
+        if e["kind"] != 1 or e["ts_local"] != ts_l or e["ts_exchange"] != ts_e:
+            break
+        side = e["side"]
+        t = e["price"]
+        q = e["qty"]
+        base = st[ST_BASE]
+        k = t - base
+        if side == 0:
+            pass
+        # bitwise on purpose: one predictable branch instead of several data-dependent ones
+        elif (base != NO_BASE) & (k >= 0) & (k < w) & ((q != 0) | (t != (st[ST_BEST_BID] if side > 0 else st[ST_BEST_ASK]))):
+            b = ST_SIZE + (k >> BLK_SHIFT)
+            if side > 0:
+                old = lb[k]
+                lb[k] = q
+                st[ST_NBID] += np.int64(q != 0) - np.int64(old != 0)
+                if (q != 0) & (t > st[ST_BEST_BID]):
+                    st[ST_BEST_BID] = t
+            else:
+                b += 2 * nblk
+                old = la[k]
+                la[k] = q
+                st[ST_NASK] += np.int64(q != 0) - np.int64(old != 0)
+                if (q != 0) & (t < st[ST_BEST_ASK]):
+                    st[ST_BEST_ASK] = t
+            st[b] += q - old
+            st[b + nblk] += (q - old) * k
+        elif set_level(st, lb, la, hkb, hvb, hka, hva, side, t, q) != OK:
+            return NEED_GROW, j
+        j += 1
+        if e["flags"] & 12:  # END_OF_MESSAGE | SNAPSHOT_END
+            break
+    return OK, j
 
 
 @njit(cache=True)
@@ -177,6 +279,7 @@ def set_level(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, h
     """Set the level at tick ``t`` of ``side`` (+1 bid, -1 ask) to ``q`` lots; 0 deletes.
 
     Deleting a level that is not there is a no-op.  Returns ``OK`` or ``NEED_GROW`` (nothing changed).
+    For whole messages use :func:`apply_levels`, which is several times faster per update.
     """
     w = lb.shape[0]
     if st[ST_BASE] == NO_BASE:
@@ -195,6 +298,7 @@ def set_level(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, h
         if 0 <= i < w:
             old = lb[i]
             lb[i] = q
+            _blk_add(st, w, 0, i, q - old)
             if q != 0:
                 if old == 0:
                     st[ST_NBID] += 1
@@ -219,6 +323,7 @@ def set_level(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, h
         if 0 <= i < w:
             old = la[i]
             la[i] = q
+            _blk_add(st, w, 1, i, q - old)
             if q != 0:
                 if old == 0:
                     st[ST_NASK] += 1
@@ -256,23 +361,20 @@ def get_level(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, h
 
 
 @njit(cache=True)
-def _hash_sorted(keys: np.ndarray, vals: np.ndarray, descending: bool):
-    n = 0
-    for j in range(keys.shape[0]):
-        if keys[j] > TOMB:
-            n += 1
-    ks = np.empty(n, np.int64)
-    vs = np.empty(n, np.int64)
-    m = 0
-    for j in range(keys.shape[0]):
-        if keys[j] > TOMB:
-            ks[m] = keys[j]
-            vs[m] = vals[j]
-            m += 1
-    order = np.argsort(ks)
-    if descending:
-        order = order[::-1]
-    return ks[order], vs[order]
+def _hash_next(keys: np.ndarray, vals: np.ndarray, bound: int, bids: bool):
+    """The far level next after ``bound`` going away from the touch: ``(tick, lots)``; lots 0 if none.
+
+    A scan of the table per level; used only when the window holds fewer levels than asked for.
+    """
+    if bids:
+        k = hash_extreme(keys, bound, NO_BID, True)
+        if k == NO_BID:
+            return k, 0
+    else:
+        k = hash_extreme(keys, NO_ASK, bound, False)
+        if k == NO_ASK:
+            return k, 0
+    return k, hash_get(keys, vals, k)
 
 
 @njit(cache=True)
@@ -296,15 +398,15 @@ def top_levels(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, 
                     out_qty[m] = q
                     m += 1
                 i -= 1
-            if m < n and st[ST_HB_LIVE] > 0:
-                ks, vs = _hash_sorted(hkb, hvb, True)
-                for j in range(ks.shape[0]):
-                    if m >= n:
-                        break
-                    if ks[j] < base:
-                        out_px[m] = ks[j]
-                        out_qty[m] = vs[j]
-                        m += 1
+            bound = base
+            while m < n and st[ST_HB_LIVE] > 0:
+                k, q = _hash_next(hkb, hvb, bound, True)
+                if q == 0:
+                    break
+                out_px[m] = k
+                out_qty[m] = q
+                m += 1
+                bound = k
             return m
     else:
         t = st[ST_BEST_ASK]
@@ -319,15 +421,15 @@ def top_levels(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, 
                     out_qty[m] = q
                     m += 1
                 i += 1
-            if m < n and st[ST_HA_LIVE] > 0:
-                ks, vs = _hash_sorted(hka, hva, False)
-                for j in range(ks.shape[0]):
-                    if m >= n:
-                        break
-                    if ks[j] >= base + w:
-                        out_px[m] = ks[j]
-                        out_qty[m] = vs[j]
-                        m += 1
+            bound = base + w - 1
+            while m < n and st[ST_HA_LIVE] > 0:
+                k, q = _hash_next(hka, hva, bound, False)
+                if q == 0:
+                    break
+                out_px[m] = k
+                out_qty[m] = q
+                m += 1
+                bound = k
             return m
     # slow path: the touch lies outside the window (only after unusual moves); merge everything
     return _top_levels_slow(st, lb, la, hkb, hvb, hka, hva, side, n, out_px, out_qty)
@@ -335,100 +437,47 @@ def top_levels(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, 
 
 @njit(cache=True)
 def _top_levels_slow(st, lb, la, hkb, hvb, hka, hva, side, n, out_px, out_qty):
+    """Best ``n`` levels when the touch lies outside the window: merge ladder and hash level by level."""
     base = st[ST_BASE]
     w = lb.shape[0]
-    lad = lb if side > 0 else la
-    ks, vs = _hash_sorted(hkb, hvb, True) if side > 0 else _hash_sorted(hka, hva, False)
-    cnt = 0
-    for i in range(w):
-        if lad[i] != 0:
-            cnt += 1
-    allk = np.empty(cnt + ks.shape[0], np.int64)
-    allv = np.empty(cnt + ks.shape[0], np.int64)
+    bids = side > 0
+    lad = lb if bids else la
+    keys = hkb if bids else hka
+    vals = hvb if bids else hva
+    bound = NO_ASK if bids else NO_BID  # strictly beyond the previous level taken
     m = 0
-    for i in range(w):
-        if lad[i] != 0:
-            allk[m] = base + i
-            allv[m] = lad[i]
-            m += 1
-    for j in range(ks.shape[0]):
-        allk[m] = ks[j]
-        allv[m] = vs[j]
+    while m < n:
+        # the ladder's next level after ``bound``
+        lt = NO_BID if bids else NO_ASK
+        lq = 0
+        if bids:
+            i = min(bound - 1 - base, w - 1)
+            while i >= 0:
+                if lad[i] != 0:
+                    lt = base + i
+                    lq = lad[i]
+                    break
+                i -= 1
+        else:
+            i = max(bound + 1 - base, 0)
+            while i < w:
+                if lad[i] != 0:
+                    lt = base + i
+                    lq = lad[i]
+                    break
+                i += 1
+        ht, hq = _hash_next(keys, vals, bound, bids)
+        if lq == 0 and hq == 0:
+            break
+        if hq == 0 or (lq != 0 and ((lt > ht) if bids else (lt < ht))):
+            out_px[m] = lt
+            out_qty[m] = lq
+        else:
+            out_px[m] = ht
+            out_qty[m] = hq
+        bound = out_px[m]
         m += 1
-    order = np.argsort(allk)
-    if side > 0:
-        order = order[::-1]
-    k = min(n, order.shape[0])
-    for j in range(k):
-        out_px[j] = allk[order[j]]
-        out_qty[j] = allv[order[j]]
-    return k
-
-
-@njit(cache=True)
-def band_depth(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, hvb: np.ndarray,
-               hka: np.ndarray, hva: np.ndarray, side: int, limit: int) -> tuple[int, float]:
-    """Lots and sum of ``lots * ticks`` of ``side`` at prices no worse than tick ``limit``.
-
-    Bids count ticks ``>= limit``; asks count ticks ``<= limit``.
-    """
-    base = st[ST_BASE]
-    w = lb.shape[0]
-    tot = 0
-    notional = 0.0
-    if side > 0:
-        t = st[ST_BEST_BID]
-        if t == NO_BID or t < limit:
-            return 0, 0.0
-        if base <= t < base + w:
-            lo = max(limit - base, 0)
-            for i in range(lo, t - base + 1):  # branch-free so it vectorises; empty ticks add 0
-                q = lb[i]
-                tot += q
-                notional += float(q) * float(base + i)
-            if limit < base and st[ST_HB_LIVE] > 0:
-                for j in range(hkb.shape[0]):
-                    k = hkb[j]
-                    if k > TOMB and limit <= k < base:
-                        tot += hvb[j]
-                        notional += float(hvb[j]) * float(k)
-            return tot, notional
-        for i in range(w):
-            if lb[i] != 0 and base + i >= limit:
-                tot += lb[i]
-                notional += float(lb[i]) * float(base + i)
-        for j in range(hkb.shape[0]):
-            k = hkb[j]
-            if k > TOMB and k >= limit:
-                tot += hvb[j]
-                notional += float(hvb[j]) * float(k)
-        return tot, notional
-    t = st[ST_BEST_ASK]
-    if t == NO_ASK or t > limit:
-        return 0, 0.0
-    if base <= t < base + w:
-        hi = min(limit - base, w - 1)
-        for i in range(t - base, hi + 1):  # branch-free so it vectorises; empty ticks add 0
-            q = la[i]
-            tot += q
-            notional += float(q) * float(base + i)
-        if limit >= base + w and st[ST_HA_LIVE] > 0:
-            for j in range(hka.shape[0]):
-                k = hka[j]
-                if k > TOMB and base + w <= k <= limit:
-                    tot += hva[j]
-                    notional += float(hva[j]) * float(k)
-        return tot, notional
-    for i in range(w):
-        if la[i] != 0 and base + i <= limit:
-            tot += la[i]
-            notional += float(la[i]) * float(base + i)
-    for j in range(hka.shape[0]):
-        k = hka[j]
-        if k > TOMB and k <= limit:
-            tot += hva[j]
-            notional += float(hva[j]) * float(k)
-    return tot, notional
+    return m
 
 
 @njit(cache=True)

@@ -15,6 +15,7 @@ import math
 
 from numba import njit
 
+from ..book import depthnb
 from ..book import nb as bk
 
 # ---- columns of the float output ------------------------------------------------------------
@@ -111,7 +112,8 @@ F_SELL = 28
 F_VWAP_NUM = 29
 F_VWAP_DEN = 30
 F_LAST_PX = 31
-NFSTATE = 32
+F_RING = 32  # .. 34: running sums of the ring's rows (signed qty, qty*price, qty)
+NFSTATE = 36
 
 ST_OK = 0
 ST_NEED_GROW = 2
@@ -138,6 +140,37 @@ def _ofi_side(p0: float, q0: float, p1: float, q1: float, bid: bool) -> float:
     if p1 >= p0:
         e += q0
     return e
+
+
+@njit(cache=True, inline="always")
+def _decay_sum(px, q, n, midt, c, side):
+    """Σ q[i] · exp(-c · |px[i] - midt|) over the first ``n`` levels of one side (best first).
+
+    Levels are on integer ticks moving away from the mid, so after the first level each weight is the
+    previous one times ``exp(-c)`` per tick of gap: one ``exp`` per side instead of one per level.
+    A crossed side (a level beyond the mid) takes the direct formula.
+    """
+    if n == 0:
+        return 0.0
+    if (px[0] - midt) * side > 0:
+        acc = 0.0
+        for i in range(n):
+            acc += q[i] * math.exp(-c * abs(px[i] - midt))
+        return acc
+    r = math.exp(-c)
+    w = math.exp(-c * abs(px[0] - midt))
+    acc = q[0] * w
+    for i in range(1, n):
+        gap = (px[i - 1] - px[i]) * side
+        if gap == 1:
+            w *= r
+        elif gap <= 8:
+            for _ in range(gap):
+                w *= r
+        else:
+            w = math.exp(-c * abs(px[i] - midt))
+        acc += q[i] * w
+    return acc
 
 
 @njit(cache=True)
@@ -228,18 +261,15 @@ def _book_features(p, fs, fi, out_f, row, arrays, bpx, bq, apx, aq, fresh):
     if nb_ > 0 and na_ > 0:
         midt = (bpx[0] + apx[0]) * 0.5
         lam = p[P_DW_BPS]
-        wb = 0.0
-        wa = 0.0
-        for i in range(nb_):
-            wb += bq[i] * math.exp(-(abs(midt - bpx[i]) / midt * 1e4) / lam)
-        for i in range(na_):
-            wa += aq[i] * math.exp(-(abs(apx[i] - midt) / midt * 1e4) / lam)
+        c = 1e4 / (midt * lam)  # weight exp(-c * distance in ticks)
+        wb = _decay_sum(bpx, bq, nb_, midt, c, 1)
+        wa = _decay_sum(apx, aq, na_, midt, c, -1)
         o[C_IMB_DW] = (wb - wa) / (wb + wa) if wb + wa > 0 else nan
         band = p[P_BAND_BPS] * 1e-4
         lo = int(math.ceil(midt * (1.0 - band) - 1e-9))
         hi = int(math.floor(midt * (1.0 + band) + 1e-9))
-        bl, bn = bk.band_depth(st, lb, la, hkb, hvb, hka, hva, 1, lo)
-        al, an = bk.band_depth(st, lb, la, hkb, hvb, hka, hva, -1, hi)
+        bl, bn = depthnb.band_depth(st, lb, la, hkb, hvb, hka, hva, 1, lo)
+        al, an = depthnb.band_depth(st, lb, la, hkb, hvb, hka, hva, -1, hi)
         o[C_BID_DEPTH_BPS] = bl * qs
         o[C_ASK_DEPTH_BPS] = al * qs
         if inverse:
@@ -289,6 +319,39 @@ def _ofi_update(fs, fi, arrays, bpx, bq, apx, aq, levels):
     fi[S_HAS_PREV] = 1
 
 
+@njit(cache=True, inline="always")
+def _ring_push(fs, fi, ring, d, qp, q):
+    """Add one trade to the ring of the last K trades and keep its running sums.
+
+    The sums are updated by add/subtract and recomputed exactly each time the ring wraps, so rounding
+    cannot accumulate (the values are integers in ticks and lots, exact in float64 up to 2**53).
+    """
+    k_trades = ring.shape[1]
+    pos = fi[S_RING_POS]
+    full = fi[S_RING_N] == k_trades
+    if full:
+        fs[F_RING] -= ring[0, pos]
+        fs[F_RING + 1] -= ring[1, pos]
+        fs[F_RING + 2] -= ring[2, pos]
+    ring[0, pos] = d
+    ring[1, pos] = qp
+    ring[2, pos] = q
+    fs[F_RING] += d
+    fs[F_RING + 1] += qp
+    fs[F_RING + 2] += q
+    pos += 1
+    if pos == k_trades:
+        pos = 0
+        for r in range(3):
+            acc = 0.0
+            for j in range(k_trades):
+                acc += ring[r, j]
+            fs[F_RING + r] = acc
+    fi[S_RING_POS] = pos
+    if not full:
+        fi[S_RING_N] += 1
+
+
 @njit(cache=True)
 def _emit(p, fs, fi, out_f, out_i, ring, ts, arrays, bpx, bq, apx, aq, fresh):
     row = fi[S_ROWS]
@@ -304,14 +367,9 @@ def _emit(p, fs, fi, out_f, out_i, ring, ts, arrays, bpx, bq, apx, aq, fresh):
     o[C_SELL_VOL] = fs[F_SELL] * qs
     o[C_TRADES] = fi[S_TRADES_INT]
     o[C_VWAP] = fs[F_VWAP_NUM] / fs[F_VWAP_DEN] * pxs if fs[F_VWAP_DEN] > 0 else math.nan
-    n = fi[S_RING_N]
-    dk = 0.0
-    num = 0.0
-    den = 0.0
-    for j in range(n):
-        dk += ring[0, j]
-        num += ring[1, j]
-        den += ring[2, j]
+    dk = fs[F_RING]
+    num = fs[F_RING + 1]
+    den = fs[F_RING + 2]
     o[C_DELTA_K] = dk * qs
     o[C_VWAP_K] = num / den * pxs if den > 0 else math.nan
     o[C_LAST_PRICE] = fs[F_LAST_PX] * pxs if fs[F_VWAP_DEN] > 0 else math.nan
@@ -328,7 +386,10 @@ def _emit(p, fs, fi, out_f, out_i, ring, ts, arrays, bpx, bq, apx, aq, fresh):
     fi[S_TRADES_INT] = 0
 
 
-@njit(cache=True)
+# ``_nrt=False``: nothing under these two kernels allocates, and without numba's runtime the array
+# arguments of every inner call are not reference-counted (an atomic increment and decrement per
+# array per call, about 40% of the per-message cost of a feature row when they were on).
+@njit(cache=True, _nrt=False)
 def run(ev, start, st, lb, la, hkb, hvb, hka, hva, p, fs, fi, ring, out_f, out_i, bpx, bq, apx, aq):
     """Process ``ev[start:]``.  Returns ``(status, next_index)``; see the module docstring."""
     arrays = (st, lb, la, hkb, hvb, hka, hva)
@@ -336,7 +397,6 @@ def run(ev, start, st, lb, la, hkb, hvb, hka, hva, p, fs, fi, ring, out_f, out_i
     interval = int(p[P_INTERVAL])
     use_ex = p[P_CLOCK] != 0.0
     cap_rows = out_f.shape[0]
-    k_trades = ring.shape[1]
     n = ev.shape[0]
     i = start
     while i < n:
@@ -354,10 +414,12 @@ def run(ev, start, st, lb, la, hkb, hvb, hka, hva, p, fs, fi, ring, out_f, out_i
                     _emit(p, fs, fi, out_f, out_i, ring, fi[S_NEXT_T], arrays, bpx, bq, apx, aq, False)
                 fi[S_NEXT_T] += interval
         kind = e["kind"]
-        if kind == 1:  # BOOK_SET
-            side = e["side"]
-            if side != 0 and bk.set_level(st, lb, la, hkb, hvb, hka, hva, side, e["price"], e["qty"]) != bk.OK:
-                return ST_NEED_GROW, i
+        if kind == 1:  # BOOK_SET: the level sets of this message at once
+            r, j = bk.apply_levels(st, lb, la, hkb, hvb, hka, hva, ev, i)
+            if r != bk.OK:
+                return ST_NEED_GROW, j
+            i = j - 1
+            e = ev[i]
             flags = e["flags"]
             if flags & 4:  # SNAPSHOT_END
                 fi[S_SYNCED] = 1
@@ -397,13 +459,7 @@ def run(ev, start, st, lb, la, hkb, hvb, hka, hva, p, fs, fi, ring, out_f, out_i
             fs[F_VWAP_DEN] += q
             fs[F_LAST_PX] = float(e["price"])
             fi[S_TRADES_INT] += 1
-            pos = fi[S_RING_POS]
-            ring[0, pos] = s * q
-            ring[1, pos] = q * float(e["price"])
-            ring[2, pos] = q
-            fi[S_RING_POS] = (pos + 1) % k_trades
-            if fi[S_RING_N] < k_trades:
-                fi[S_RING_N] += 1
+            _ring_push(fs, fi, ring, s * q, q * float(e["price"]), q)
         fi[S_LAST_CLOCK] = clock
         i += 1
         # event mode: make room before the next event that may write a row
@@ -412,7 +468,7 @@ def run(ev, start, st, lb, la, hkb, hvb, hka, hva, p, fs, fi, ring, out_f, out_i
     return ST_DONE, i
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def flush_interval(p, fs, fi, ring, out_f, out_i, st, lb, la, hkb, hvb, hka, hva, bpx, bq, apx, aq, end_clock):
     """Interval mode: emit the samples up to and including ``end_clock`` (end of input)."""
     arrays = (st, lb, la, hkb, hvb, hka, hva)
