@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import depthnb, nb
+from . import nb, readnb
 from .hashnb import hash_rehash
 
 __all__ = ["L2Book", "default_window"]
@@ -92,7 +92,7 @@ class L2Book:
             self.grow()
 
     def get(self, side: int, tick: int) -> int:
-        return int(nb.get_level(*self.arrays, side, tick))
+        return int(readnb.get_level(*self.arrays, side, tick))
 
     @property
     def best_bid(self) -> int | None:
@@ -111,10 +111,10 @@ class L2Book:
         """The best ``n`` levels of ``side`` as ``(tick, lots)``, best first."""
         px = np.empty(max(n, 0), np.int64)
         qty = np.empty(max(n, 0), np.int64)
-        m = nb.top_levels(*self.arrays, side, n, px, qty)
+        m = readnb.top_levels(*self.arrays, side, n, px, qty)
         return [(int(px[i]), int(qty[i])) for i in range(m)]
 
     def depth_to(self, side: int, limit_tick: int) -> tuple[int, float]:
         """Lots and ``Σ lots·ticks`` on ``side`` at prices no worse than ``limit_tick``."""
-        lots, notional = depthnb.band_depth(*self.arrays, side, limit_tick)
+        lots, notional = readnb.band_depth(*self.arrays, side, limit_tick)
         return int(lots), float(notional)

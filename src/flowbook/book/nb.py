@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .hashnb import EMPTY, NO_ASK, NO_BID, TOMB, hash_extreme, hash_get, hash_put, hash_room
+from .hashnb import EMPTY, NO_ASK, NO_BID, TOMB, hash_extreme, hash_put, hash_room
 
 # state vector slots
 ST_BASE = 0
@@ -345,139 +345,6 @@ def set_level(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, h
             elif d != 0 and t == st[ST_BEST_ASK]:
                 st[ST_BEST_ASK] = _next_ask_above(st, la, hka, t)
     return OK
-
-
-@njit(cache=True)
-def get_level(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, hvb: np.ndarray,
-              hka: np.ndarray, hva: np.ndarray, side: int, t: int) -> int:
-    """Lots resting at tick ``t`` on ``side`` (0 if none)."""
-    base = st[ST_BASE]
-    if base == NO_BASE:
-        return 0
-    i = t - base
-    if 0 <= i < lb.shape[0]:
-        return lb[i] if side > 0 else la[i]
-    return hash_get(hkb, hvb, t) if side > 0 else hash_get(hka, hva, t)
-
-
-@njit(cache=True)
-def _hash_next(keys: np.ndarray, vals: np.ndarray, bound: int, bids: bool):
-    """The far level next after ``bound`` going away from the touch: ``(tick, lots)``; lots 0 if none.
-
-    A scan of the table per level; used only when the window holds fewer levels than asked for.
-    """
-    if bids:
-        k = hash_extreme(keys, bound, NO_BID, True)
-        if k == NO_BID:
-            return k, 0
-    else:
-        k = hash_extreme(keys, NO_ASK, bound, False)
-        if k == NO_ASK:
-            return k, 0
-    return k, hash_get(keys, vals, k)
-
-
-@njit(cache=True)
-def top_levels(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, hvb: np.ndarray,
-               hka: np.ndarray, hva: np.ndarray, side: int, n: int, out_px: np.ndarray,
-               out_qty: np.ndarray) -> int:
-    """Write the best ``n`` levels of ``side`` (best first) into ``out_px``/``out_qty``; returns count."""
-    base = st[ST_BASE]
-    w = lb.shape[0]
-    m = 0
-    if side > 0:
-        t = st[ST_BEST_BID]
-        if t == NO_BID or n <= 0:
-            return 0
-        if base <= t < base + w:
-            i = t - base
-            while i >= 0 and m < n:
-                q = lb[i]
-                if q != 0:
-                    out_px[m] = base + i
-                    out_qty[m] = q
-                    m += 1
-                i -= 1
-            bound = base
-            while m < n and st[ST_HB_LIVE] > 0:
-                k, q = _hash_next(hkb, hvb, bound, True)
-                if q == 0:
-                    break
-                out_px[m] = k
-                out_qty[m] = q
-                m += 1
-                bound = k
-            return m
-    else:
-        t = st[ST_BEST_ASK]
-        if t == NO_ASK or n <= 0:
-            return 0
-        if base <= t < base + w:
-            i = t - base
-            while i < w and m < n:
-                q = la[i]
-                if q != 0:
-                    out_px[m] = base + i
-                    out_qty[m] = q
-                    m += 1
-                i += 1
-            bound = base + w - 1
-            while m < n and st[ST_HA_LIVE] > 0:
-                k, q = _hash_next(hka, hva, bound, False)
-                if q == 0:
-                    break
-                out_px[m] = k
-                out_qty[m] = q
-                m += 1
-                bound = k
-            return m
-    # slow path: the touch lies outside the window (only after unusual moves); merge everything
-    return _top_levels_slow(st, lb, la, hkb, hvb, hka, hva, side, n, out_px, out_qty)
-
-
-@njit(cache=True)
-def _top_levels_slow(st, lb, la, hkb, hvb, hka, hva, side, n, out_px, out_qty):
-    """Best ``n`` levels when the touch lies outside the window: merge ladder and hash level by level."""
-    base = st[ST_BASE]
-    w = lb.shape[0]
-    bids = side > 0
-    lad = lb if bids else la
-    keys = hkb if bids else hka
-    vals = hvb if bids else hva
-    bound = NO_ASK if bids else NO_BID  # strictly beyond the previous level taken
-    m = 0
-    while m < n:
-        # the ladder's next level after ``bound``
-        lt = NO_BID if bids else NO_ASK
-        lq = 0
-        if bids:
-            i = min(bound - 1 - base, w - 1)
-            while i >= 0:
-                if lad[i] != 0:
-                    lt = base + i
-                    lq = lad[i]
-                    break
-                i -= 1
-        else:
-            i = max(bound + 1 - base, 0)
-            while i < w:
-                if lad[i] != 0:
-                    lt = base + i
-                    lq = lad[i]
-                    break
-                i += 1
-        ht, hq = _hash_next(keys, vals, bound, bids)
-        if lq == 0 and hq == 0:
-            break
-        if hq == 0 or (lq != 0 and ((lt > ht) if bids else (lt < ht))):
-            out_px[m] = lt
-            out_qty[m] = lq
-        else:
-            out_px[m] = ht
-            out_qty[m] = hq
-        bound = out_px[m]
-        m += 1
-    return m
 
 
 @njit(cache=True)

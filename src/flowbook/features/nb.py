@@ -15,8 +15,8 @@ import math
 
 from numba import njit
 
-from ..book import depthnb
 from ..book import nb as bk
+from ..book import readnb as rd
 
 # ---- columns of the float output ------------------------------------------------------------
 C_BEST_BID = 0
@@ -181,8 +181,8 @@ def _book_features(p, fs, fi, out_f, row, arrays, bpx, bq, apx, aq, fresh):
         nb_ = fi[S_NB]
         na_ = fi[S_NA]
     else:
-        nb_ = bk.top_levels(st, lb, la, hkb, hvb, hka, hva, 1, n, bpx, bq)
-        na_ = bk.top_levels(st, lb, la, hkb, hvb, hka, hva, -1, n, apx, aq)
+        nb_ = rd.top_levels(st, lb, la, hkb, hvb, hka, hva, 1, n, bpx, bq)
+        na_ = rd.top_levels(st, lb, la, hkb, hvb, hka, hva, -1, n, apx, aq)
     pxs = p[P_PX_NUM] / p[P_PX_DEN]
     qs = p[P_Q_NUM] / p[P_Q_DEN]
     mult = p[P_MULT]
@@ -268,8 +268,8 @@ def _book_features(p, fs, fi, out_f, row, arrays, bpx, bq, apx, aq, fresh):
         band = p[P_BAND_BPS] * 1e-4
         lo = int(math.ceil(midt * (1.0 - band) - 1e-9))
         hi = int(math.floor(midt * (1.0 + band) + 1e-9))
-        bl, bn = depthnb.band_depth(st, lb, la, hkb, hvb, hka, hva, 1, lo)
-        al, an = depthnb.band_depth(st, lb, la, hkb, hvb, hka, hva, -1, hi)
+        bl, bn = rd.band_depth(st, lb, la, hkb, hvb, hka, hva, 1, lo)
+        al, an = rd.band_depth(st, lb, la, hkb, hvb, hka, hva, -1, hi)
         o[C_BID_DEPTH_BPS] = bl * qs
         o[C_ASK_DEPTH_BPS] = al * qs
         if inverse:
@@ -296,8 +296,8 @@ def _ofi_update(fs, fi, arrays, bpx, bq, apx, aq, levels):
     """
     st, lb, la, hkb, hvb, hka, hva = arrays
     m = MLOFI_LEVELS
-    nb_ = bk.top_levels(st, lb, la, hkb, hvb, hka, hva, 1, levels, bpx, bq)
-    na_ = bk.top_levels(st, lb, la, hkb, hvb, hka, hva, -1, levels, apx, aq)
+    nb_ = rd.top_levels(st, lb, la, hkb, hvb, hka, hva, 1, levels, bpx, bq)
+    na_ = rd.top_levels(st, lb, la, hkb, hvb, hka, hva, -1, levels, apx, aq)
     fi[S_NB] = nb_
     fi[S_NA] = na_
     has_prev = fi[S_HAS_PREV] != 0
