@@ -245,24 +245,19 @@ def apply_levels(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray
         q = e["qty"]
         base = st[ST_BASE]
         k = t - base
+        bid = side > 0
+        best = ST_BEST_BID if bid else ST_BEST_ASK
         if side == 0:
             pass
-        # bitwise on purpose: one predictable branch instead of several data-dependent ones
-        elif (base != NO_BASE) & (k >= 0) & (k < w) & ((q != 0) | (t != (st[ST_BEST_BID] if side > 0 else st[ST_BEST_ASK]))):
-            b = ST_SIZE + (k >> BLK_SHIFT)
-            if side > 0:
-                old = lb[k]
-                lb[k] = q
-                st[ST_NBID] += np.int64(q != 0) - np.int64(old != 0)
-                if (q != 0) & (t > st[ST_BEST_BID]):
-                    st[ST_BEST_BID] = t
-            else:
-                b += 2 * nblk
-                old = la[k]
-                la[k] = q
-                st[ST_NASK] += np.int64(q != 0) - np.int64(old != 0)
-                if (q != 0) & (t < st[ST_BEST_ASK]):
-                    st[ST_BEST_ASK] = t
+        # branch-free on the data (side, delete or not): bitwise tests and selects instead of ifs
+        elif (base != NO_BASE) & (k >= 0) & (k < w) & ((q != 0) | (t != st[best])):
+            lad = lb if bid else la
+            old = lad[k]
+            lad[k] = q
+            st[ST_NBID if bid else ST_NASK] += np.int64(q != 0) - np.int64(old != 0)
+            if (q != 0) & ((t - st[best]) * side > 0):
+                st[best] = t
+            b = ST_SIZE + (k >> BLK_SHIFT) + (0 if bid else 2 * nblk)
             st[b] += q - old
             st[b + nblk] += (q - old) * k
         elif set_level(st, lb, la, hkb, hvb, hka, hva, side, t, q) != OK:
