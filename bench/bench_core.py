@@ -91,8 +91,8 @@ def write_npz(ev: np.ndarray, inst: Instrument, path: Path) -> int:
     return len(upd)
 
 
-def run_engine(ev: np.ndarray, inst: Instrument) -> tuple[np.ndarray, np.ndarray]:
-    eng = FeatureEngine(inst, FeatureConfig())
+def run_engine(ev: np.ndarray, inst: Instrument, interval_ns: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    eng = FeatureEngine(inst, FeatureConfig(interval_ns=interval_ns))
     eng.process(ev)
     eng.finish()
     return eng.take()
@@ -115,12 +115,12 @@ def load_events(work: Path, name: str) -> tuple[np.ndarray, Instrument]:
 
 
 # ----------------------------------------------------------------------------- phases (in a subprocess)
-def phase_engine(work: Path, data: str, runs: int, user: bool) -> dict[str, Any]:
+def phase_engine(work: Path, data: str, runs: int, user: bool, interval_ns: int = 0) -> dict[str, Any]:
     ev, inst = load_events(work, data)
     if user:  # exactly the peers' input: snapshot + level updates
         ev = depth_only(ev)
     n = level_updates(ev)
-    times, (f, _) = timed(lambda: run_engine(ev, inst), runs)
+    times, (f, _) = timed(lambda: run_engine(ev, inst, interval_ns), runs)
     res: dict[str, Any] = {"updates": n, "events": len(ev), "rows": len(f), "seconds": summary(times),
                            "rate": summary([n / t for t in times])}
     if user:  # read-only cross-check: sum of best bid + best ask per message, the snapshot row skipped
@@ -274,6 +274,7 @@ def report(res: dict[str, Any]) -> str:
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     figs = [("engine", "engine: book + core features, events in memory"),
+            ("engine_100ms", "engine, features sampled every 100 ms (local clock)"),
             ("e2e_raw", "end to end: gzip JSON -> features Parquet"),
             ("e2e_archive", "end to end: event archive (2nd run) -> features Parquet"),
             ("user", "flowbook as a user drives it: FeatureEngine on snapshot + updates")]
@@ -315,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         kind, _, data = args.phase.partition(":")
         small = max(args.runs, 20) if data == "usdm" else args.runs
         res = (phase_engine(args.work, data, small, user=kind == "user") if kind in ("engine", "user") else
+               phase_engine(args.work, data, small, user=False, interval_ns=100_000_000) if kind == "engine_100ms" else
                phase_e2e(args.work, data, args.runs, archive=kind == "e2e_archive") if kind.startswith("e2e")
                else phase_compile(args.work))
         print(json.dumps(res))
@@ -329,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         res: dict[str, Any] = {"started": started, "quick": args.quick, "runs": args.runs,
                                "loadavg_start": os.getloadavg(),
                                "runs_small": max(args.runs, 20), "data": prepare(args)}
-        for kind in ("engine", "user", "e2e_raw", "e2e_archive"):
+        for kind in ("engine", "engine_100ms", "user", "e2e_raw", "e2e_archive"):
             res[kind] = {d: child_phase(args, f"{kind}:{d}") for d in ("usdm", "synthetic")}
         res["peers"] = {d: run_peers(args, d) for d in ("usdm", "synthetic")}
         cache = args.work / "numba-cache"
