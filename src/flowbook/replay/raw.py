@@ -16,8 +16,8 @@ from pathlib import Path
 
 __all__ = ["RawFrame", "iter_frames", "file_symbol", "is_raw_format", "order_files"]
 
-_STREAM = re.compile(rb'"stream":"([a-z0-9_]+)@')
-_SYMBOL = re.compile(rb'"s":"([A-Z0-9_]+)"')
+_STREAM = re.compile(rb'"stream"\s*:\s*"([a-z0-9_]+)@')
+_SYMBOL = re.compile(rb'"s"\s*:\s*"([A-Z0-9_]+)"')
 
 
 @dataclass(frozen=True, slots=True)
