@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 import os
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+PG_DSN = os.environ.get("FLOWBOOK_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def shared_data() -> Path:
@@ -17,3 +21,27 @@ def data_dir() -> Path:
     if not d.is_dir():
         pytest.skip(f"real recordings not found at {d} (set FLOWBOOK_SHARED_DATA to the shared/data folder)")
     return d
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> str:
+    """The real PostgreSQL of the store tests (skips with the reason when it is not reachable)."""
+    import psycopg
+
+    try:
+        psycopg.connect(PG_DSN, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        pytest.skip(f"PostgreSQL not reachable at {PG_DSN} ({str(exc).splitlines()[0]}); "
+                    "run .ci/run, which starts it, or set FLOWBOOK_TEST_PG_DSN")
+    return PG_DSN
+
+
+@pytest.fixture
+def pg_schema(pg_dsn: str) -> Iterator[str]:
+    """A fresh schema name for one test, dropped afterwards."""
+    import psycopg
+
+    name = f"fbt_{secrets.token_hex(6)}"
+    yield name
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')

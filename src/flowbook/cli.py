@@ -26,6 +26,13 @@ def _duration_ns(text: str) -> int:
     raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use e.g. 100ms, 1s, 5m)")
 
 
+def _store_error() -> type[Exception]:
+    """The store's error type, imported only when an exception is being matched."""
+    from .store.errors import StoreError
+
+    return StoreError
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="flowbook", description="Order-book and order-flow analytics for crypto markets.")
     ap.add_argument("--version", action="store_true", help="print the version and exit")
@@ -45,6 +52,18 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--band-bps", type=float, default=10.0, help="band around the mid for depth (default 10 bps)")
     rp.add_argument("--no-archive", action="store_true", help="do not read or write the event archive")
     rp.add_argument("--quiet", action="store_true", help="no progress bar")
+    rp.add_argument("--store", metavar="URI",
+                    help="also write events and features into a store: parquet:DIR or postgresql://… "
+                         "(see docs/storage.md)")
+
+    qp = sub.add_parser("query", help="run SQL on the store (DuckDB over Parquet, or PostgreSQL)")
+    qp.add_argument("sql", metavar="SQL", help='e.g. "SELECT symbol, count(*) FROM trades GROUP BY 1"')
+    qp.add_argument("--store", metavar="URI",
+                    help="parquet:DIR or postgresql://… (default: $FLOWBOOK_STORE, else the default directory)")
+    qp.add_argument("--format", dest="out_format", choices=["table", "csv", "parquet"], default="table",
+                    help="output format (default table)")
+    qp.add_argument("--out", type=Path, help="output file (required for parquet; csv goes to stdout without it)")
+    qp.add_argument("--max-rows", type=int, default=100, help="rows printed by --format table (default 100)")
 
     sp = sub.add_parser("synth", help="write a synthetic recording in flowbook's raw format")
     sp.add_argument("--out", required=True, type=Path, help="output file (.gz)")
@@ -69,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
             from .cli_replay import run_replay
 
             return run_replay(args)
+        if args.command == "query":
+            from .store.cli import run_query
+
+            return run_query(args)
         if args.command == "synth":
             from .testing.synthetic import write_recording
 
@@ -79,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (OSError, ValueError) as exc:  # user errors: one line, no traceback
+    except (OSError, ValueError, _store_error()) as exc:  # user errors: one line, no traceback
         print(f"flowbook: error: {exc}", file=sys.stderr)
         return 2
     ap.error(f"unknown command {args.command}")

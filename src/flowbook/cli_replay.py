@@ -66,7 +66,7 @@ def run_replay(args: argparse.Namespace) -> int:
 
         try:
             s = replay(args.paths, args.out, cfg, strict=args.strict, fmt=args.fmt,
-                       use_archive=not args.no_archive, progress=progress)
+                       use_archive=not args.no_archive, progress=progress, store=getattr(args, "store", None))
         except SyncError as exc:
             console.print(f"flowbook: strict mode stopped: {exc}", markup=False, highlight=False)
             return 3
@@ -76,4 +76,6 @@ def run_replay(args: argparse.Namespace) -> int:
     if len(s.issues) > 20:
         console.print(f"  ... and {len(s.issues) - 20} more issues")
     print(f"wrote {s.rows:,} rows to {args.out}", file=sys.stdout)
+    if s.stored:
+        print(f"stored {', '.join(f'{t} {n:,}' for t, n in s.stored.items())} rows into {s.store}")
     return 0

@@ -39,6 +39,8 @@ class ReplaySummary:
     parse_seconds: float = 0.0
     from_archive: bool = False
     issues: list[str] = field(default_factory=list)
+    stored: dict[str, int] = field(default_factory=dict)  # rows new to the --store, per table
+    store: str = ""  # that store's URI (no password)
 
     @property
     def rate(self) -> float:
@@ -82,11 +84,22 @@ def replay(
     fmt: str | None = None,
     use_archive: bool = True,
     progress: Callable[[str, int], None] | None = None,
+    store: str | Path | object | None = None,
 ) -> ReplaySummary:
-    """Replay recordings through the book and the core features into ``out`` (Parquet)."""
+    """Replay recordings through the book and the core features into ``out`` (Parquet).
+
+    ``store`` (a store URI such as ``parquet:DIR`` / ``postgresql://…``, or an open store) also
+    receives the normalized events and the feature rows (see ``docs/storage.md``); it is opened
+    first, so an unreachable database fails the run before any work.
+    """
     cfg = config or FeatureConfig()
     t0 = time.perf_counter()
     summary = ReplaySummary(files=len(paths))
+    sink = None
+    if store is not None:
+        from ..store import open_store
+
+        sink = open_store(store) if isinstance(store, str | Path) else store
     fp = fingerprint(paths, f"{fmt}|{strict}")
     apath = archive_path(out, fp)
     loaded: Loaded | None = None
@@ -142,6 +155,13 @@ def replay(
     out.parent.mkdir(parents=True, exist_ok=True)
     df.write_parquet(out, compression="zstd")
     summary.rows = df.height
+    if sink is not None:
+        from ..store import write_replay
+
+        summary.stored = write_replay(sink, ev, loaded.instruments, rows, cfg, FEATURE_COLUMNS, fp)
+        summary.store = str(getattr(sink, "uri", ""))
+        if sink is not store:
+            sink.close()
     summary.seconds = time.perf_counter() - t0
     return summary
 
