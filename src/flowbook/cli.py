@@ -65,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     qp.add_argument("--out", type=Path, help="output file (required for parquet; csv goes to stdout without it)")
     qp.add_argument("--max-rows", type=int, default=100, help="rows printed by --format table (default 100)")
 
+    from .cli_heatmap import add_parser as add_heatmap
+    from .cli_live import add_parsers as add_live
+
+    add_live(sub)
+    add_heatmap(sub)
+
     sp = sub.add_parser("synth", help="write a synthetic recording in flowbook's raw format")
     sp.add_argument("--out", required=True, type=Path, help="output file (.gz)")
     sp.add_argument("--updates", type=int, default=200_000, help="level updates (default 200000)")
@@ -88,6 +94,14 @@ def main(argv: list[str] | None = None) -> int:
             from .cli_replay import run_replay
 
             return run_replay(args)
+        if args.command in ("record", "live"):
+            from .cli_live import run
+
+            return run(args)
+        if args.command == "heatmap":
+            from .cli_heatmap import run_heatmap
+
+            return run_heatmap(args)
         if args.command == "query":
             from .store.cli import run_query
 

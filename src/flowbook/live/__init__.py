@@ -1,0 +1,17 @@
+"""Live market data: runner (adapter -> books -> features), recorder, and the API for bots."""
+
+from .api import LiveFeed, SnapshotStream
+from .recorder import Recorder
+from .runner import DEFAULT_EVENT_KINDS, LiveRunner
+from .values import BookView, FeatureSnapshot, SymbolStatus
+
+__all__ = [
+    "DEFAULT_EVENT_KINDS",
+    "BookView",
+    "FeatureSnapshot",
+    "LiveFeed",
+    "LiveRunner",
+    "Recorder",
+    "SnapshotStream",
+    "SymbolStatus",
+]

@@ -1,0 +1,110 @@
+"""Comparisons of a live client against the simulator's truth, and a simulator on its own thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ...features import FEATURE_COLUMNS
+
+if TYPE_CHECKING:
+    from ...live import FeatureSnapshot, LiveRunner
+    from .server import BinanceSimulator
+
+__all__ = ["BOOK_COLUMNS", "SimulatorThread", "book_differences", "row_differences", "wait_caught_up"]
+
+# columns that depend only on the book after the message (OFI needs the previous row, the rest trades)
+BOOK_COLUMNS: tuple[str, ...] = tuple(FEATURE_COLUMNS[: FEATURE_COLUMNS.index("ofi")])
+
+
+async def wait_caught_up(runner: LiveRunner, sim: BinanceSimulator, timeout: float = 30.0) -> None:
+    """Wait until the broadcast is over and every symbol is synced at the truth's last update id."""
+    deadline = time.monotonic() + timeout
+    await asyncio.wait_for(sim.done.wait(), timeout)
+    while time.monotonic() < deadline:
+        if all(runner.adapter.synced(s) and runner.last_update_id(s) == sim.truth.last_u.get(s)
+               for s in runner.symbols):
+            return
+        await asyncio.sleep(0.02)
+    state = {s: (runner.adapter.synced(s), runner.last_update_id(s), sim.truth.last_u.get(s))
+             for s in runner.symbols}
+    raise AssertionError(f"client did not catch up with the truth in {timeout} s: (synced, last u, truth u) {state}")
+
+
+def book_differences(runner: LiveRunner, sim: BinanceSimulator, depth: int = 5000) -> list[str]:
+    """Levels that differ between the live book and the truth, within the live book's trusted range."""
+    out: list[str] = []
+    for s in runner.symbols:
+        view = runner.book(s, depth)
+        if not view.synced or view.trusted_bid is None or view.trusted_ask is None:
+            out.append(f"{s}: live book not synced or never built")
+            continue
+        live_b = [lv for lv in view.bids if lv[0] >= view.trusted_bid]
+        live_a = [lv for lv in view.asks if lv[0] <= view.trusted_ask]
+        true_b = [lv for lv in sim.truth.decimal_levels(s, 1, depth) if lv[0] >= view.trusted_bid]
+        true_a = [lv for lv in sim.truth.decimal_levels(s, -1, depth) if lv[0] <= view.trusted_ask]
+        for side, live, true in (("bid", live_b, true_b), ("ask", live_a, true_a)):
+            if live != true:
+                diff = sorted(set(live) ^ set(true))[:3]
+                out.append(f"{s} {side}s: {len(live)} live vs {len(true)} true levels; e.g. {diff}")
+        if not live_b or not live_a:
+            out.append(f"{s}: empty trusted book")
+    return out
+
+
+def row_differences(rows: Iterable[FeatureSnapshot], sim: BinanceSimulator,
+                    columns: tuple[str, ...] = BOOK_COLUMNS) -> list[str]:
+    """Live feature rows whose book columns differ from the truth's row at the same update id."""
+    idx = [FEATURE_COLUMNS.index(c) for c in columns]
+    out: list[str] = []
+    for r in rows:
+        truth = sim.truth.rows.get(r.symbol, {}).get(r.update_id)
+        if truth is None:
+            out.append(f"{r.symbol} u={r.update_id}: no truth row (the book was at a state the exchange never had)")
+            continue
+        got = np.array([r.values[c] for c in columns])
+        want = truth[idx]
+        same = (got == want) | (np.isnan(got) & np.isnan(want))
+        if not same.all():
+            bad = [(columns[k], got[k], want[k]) for k in np.flatnonzero(~same)[:3]]
+            out.append(f"{r.symbol} u={r.update_id}: {bad}")
+    return out
+
+
+class SimulatorThread:
+    """A :class:`BinanceSimulator` running on its own event loop thread (for synchronous callers such as
+    CLI tests).  ``with SimulatorThread(paths, speed=...) as sim: sim.url``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._args, self._kwargs = args, kwargs
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="simulator", daemon=True)
+        self.sim: BinanceSimulator | None = None
+
+    def __enter__(self) -> BinanceSimulator:
+        from .server import BinanceSimulator
+
+        self._thread.start()
+        fut: Future = asyncio.run_coroutine_threadsafe(self._start(BinanceSimulator), self._loop)
+        self.sim = fut.result(timeout=60)
+        return self.sim
+
+    async def _start(self, cls: type) -> BinanceSimulator:
+        sim = cls(*self._args, **self._kwargs)
+        return await sim.start()
+
+    def call(self, coro: Any, timeout: float = 60.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.sim is not None:
+            self.call(self.sim.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()

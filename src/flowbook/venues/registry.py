@@ -1,0 +1,225 @@
+"""The venues flowbook knows, each with its declared capabilities (data, not code).
+
+A venue is one market of one exchange (``binance`` spot, ``binance-usdm``, ...).  Its entry names the
+package holding its parser, sequencer and feed (``module``), the live adapter class when there is one
+(``live``), the default endpoints and what the exchange documents as limits.  ``tests/test_live_registry.py``
+checks that every venue package under :mod:`flowbook.venues` is registered here.
+
+Nothing in this module imports a network library, so ``flowbook --help`` and argument parsing stay fast.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = [
+    "Capabilities",
+    "UnknownVenue",
+    "Venue",
+    "get",
+    "parse_target",
+    "register",
+    "venues",
+]
+
+
+class UnknownVenue(ValueError):
+    """A venue name (or ``VENUE:SYMBOLS`` target) that is not registered or not usable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a venue offers and the limits its documentation states.
+
+    ``snapshot_weights`` lists ``(max limit, weight)`` pairs of the REST depth snapshot, ascending.
+    ``ws_routes`` maps a URL route (``"public"``) to the stream kinds it carries; empty when the venue
+    serves every stream on one path.
+    """
+
+    streams: tuple[str, ...]
+    depth_speeds: tuple[str, ...]
+    default_depth_speed: str
+    snapshot_limits: tuple[int, ...]
+    default_snapshot_limit: int
+    snapshot_weights: tuple[tuple[int, int], ...]
+    rest_weight_per_minute: int
+    max_streams_per_connection: int
+    server_ping_seconds: float
+    sync_rule: str
+    checksum: bool = False
+    ws_routes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    replay_formats: tuple[str, ...] = ("binance-raw",)
+
+    def snapshot_weight(self, limit: int) -> int:
+        """REST weight of one depth snapshot of ``limit`` levels."""
+        for top, weight in self.snapshot_weights:
+            if limit <= top:
+                return weight
+        return self.snapshot_weights[-1][1]
+
+    def route_of(self, kind: str) -> str:
+        """URL route carrying a stream kind (``""`` when the venue does not route by path)."""
+        for route, kinds in self.ws_routes:
+            if kind in kinds:
+                return route
+        return ""
+
+
+@dataclass(frozen=True, slots=True)
+class Venue:
+    """One market of one exchange."""
+
+    name: str
+    exchange: str
+    market: str  # the parser's market name ("spot", "usdm", "coinm")
+    module: str  # package holding the parser, sequencer and feed
+    live: str | None  # "module:Class" of the live adapter; None while only replay is supported
+    ws_url: str
+    rest_url: str
+    rest_prefix: str
+    capabilities: Capabilities
+    description: str = ""
+
+
+_REGISTRY: dict[str, Venue] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register(venue: Venue, aliases: tuple[str, ...] = ()) -> Venue:
+    """Add a venue (and alternative names for it).  Registering a name twice is an error."""
+    for name in (venue.name, *aliases):
+        if name in _REGISTRY or name in _ALIASES:
+            raise ValueError(f"venue {name!r} is already registered")
+    _REGISTRY[venue.name] = venue
+    for a in aliases:
+        _ALIASES[a] = venue.name
+    return venue
+
+
+def venues() -> list[Venue]:
+    """Every registered venue, in registration order."""
+    return list(_REGISTRY.values())
+
+
+def get(name: str, live: bool = False) -> Venue:
+    """The venue called ``name``; with ``live=True`` it must have a live adapter."""
+    key = _ALIASES.get(name.lower(), name.lower())
+    v = _REGISTRY.get(key)
+    if v is None:
+        raise UnknownVenue(f"unknown venue {name!r}; known: {', '.join(_REGISTRY)}")
+    if live and v.live is None:
+        usable = ", ".join(x.name for x in _REGISTRY.values() if x.live)
+        raise UnknownVenue(f"venue {v.name!r} has no live adapter yet; live venues: {usable}")
+    return v
+
+
+_SYMBOL = re.compile(r"^[A-Z0-9_]{2,32}$")
+
+
+def parse_target(text: str, live: bool = True) -> tuple[Venue, list[str]]:
+    """``"binance-usdm:BTCUSDT,ETHUSDT"`` -> the venue and its symbols (upper case, no duplicates)."""
+    name, sep, rest = text.partition(":")
+    if not sep or not rest.strip():
+        raise UnknownVenue(f"expected VENUE:SYMBOL[,SYMBOL...], got {text!r} (e.g. binance-usdm:BTCUSDT)")
+    venue = get(name.strip(), live=live)
+    out: list[str] = []
+    for raw in rest.split(","):
+        sym = raw.strip().upper()
+        if not sym:
+            continue
+        if not _SYMBOL.match(sym):
+            raise UnknownVenue(f"not a symbol: {raw.strip()!r}")
+        if sym not in out:
+            out.append(sym)
+    if not out:
+        raise UnknownVenue(f"no symbol given in {text!r}")
+    return venue, out
+
+
+# -- Binance.  Limits: developers.binance.com (spot "WebSocket Streams" and "General API Information";
+# USD-M "Websocket Market Streams", "Order Book"), summarised in reference §B.1 and docs/venues.md.
+_SPOT_WEIGHTS = ((100, 5), (500, 25), (1000, 50), (5000, 250))
+_FUT_WEIGHTS = ((50, 2), (100, 5), (500, 10), (1000, 20))
+
+register(
+    Venue(
+        name="binance",
+        exchange="binance",
+        market="spot",
+        module="flowbook.venues.binance",
+        live="flowbook.venues.binance.live:BinanceLive",
+        ws_url="wss://stream.binance.com:9443",
+        rest_url="https://api.binance.com",
+        rest_prefix="/api/v3",
+        capabilities=Capabilities(
+            streams=("depth", "trade", "aggTrade", "bookTicker"),
+            depth_speeds=("100ms", "1000ms"),
+            default_depth_speed="100ms",
+            snapshot_limits=(5, 10, 20, 50, 100, 500, 1000, 5000),
+            default_snapshot_limit=1000,
+            snapshot_weights=_SPOT_WEIGHTS,
+            rest_weight_per_minute=6000,
+            max_streams_per_connection=1024,
+            server_ping_seconds=20.0,
+            sync_rule="binance-spot",
+        ),
+        description="Binance spot: diff depth, trades, book ticker",
+    ),
+    aliases=("binance-spot",),
+)
+register(
+    Venue(
+        name="binance-usdm",
+        exchange="binance",
+        market="usdm",
+        module="flowbook.venues.binance",
+        live="flowbook.venues.binance.live:BinanceLive",
+        ws_url="wss://fstream.binance.com",
+        rest_url="https://fapi.binance.com",
+        rest_prefix="/fapi/v1",
+        capabilities=Capabilities(
+            streams=("depth", "trade", "aggTrade", "bookTicker", "forceOrder", "markPrice"),
+            depth_speeds=("0ms", "100ms", "250ms", "500ms"),
+            default_depth_speed="100ms",
+            snapshot_limits=(5, 10, 20, 50, 100, 500, 1000),
+            default_snapshot_limit=1000,
+            snapshot_weights=_FUT_WEIGHTS,
+            rest_weight_per_minute=2400,
+            # the USD-M page now says 1024; older pages and most clients say 200: the smaller is safe
+            max_streams_per_connection=200,
+            server_ping_seconds=180.0,
+            sync_rule="binance-futures",
+            # fstream routes by path: /public carries depth and book tickers, /market the rest; a stream
+            # on the wrong path is accepted and silently never delivered
+            ws_routes=(("public", ("depth", "bookTicker")),
+                       ("market", ("trade", "aggTrade", "forceOrder", "markPrice"))),
+        ),
+        description="Binance USD-M futures: diff depth, trades, book ticker, liquidations, mark price",
+    ),
+)
+register(
+    Venue(
+        name="binance-coinm",
+        exchange="binance",
+        market="coinm",
+        module="flowbook.venues.binance",
+        live=None,  # replay only for now (the feed and sequencer support it; the adapter is untested)
+        ws_url="wss://dstream.binance.com",
+        rest_url="https://dapi.binance.com",
+        rest_prefix="/dapi/v1",
+        capabilities=Capabilities(
+            streams=("depth", "trade", "aggTrade", "bookTicker", "forceOrder", "markPrice"),
+            depth_speeds=("100ms", "250ms", "500ms"),
+            default_depth_speed="100ms",
+            snapshot_limits=(5, 10, 20, 50, 100, 500, 1000),
+            default_snapshot_limit=1000,
+            snapshot_weights=_FUT_WEIGHTS,
+            rest_weight_per_minute=2400,
+            max_streams_per_connection=200,
+            server_ping_seconds=180.0,
+            sync_rule="binance-futures",
+        ),
+        description="Binance COIN-M futures (replay only so far)",
+    ),
+)

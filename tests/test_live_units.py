@@ -1,0 +1,124 @@
+"""Pure pieces of the live path, without sockets or clocks: backoff, REST weight budget, connection
+plans, latency windows, snapshot iterators."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from types import MappingProxyType
+
+import numpy as np
+import pytest
+
+from flowbook.live import FeatureSnapshot, SnapshotStream
+from flowbook.live.values import LatencyWindow
+from flowbook.venues import registry
+from flowbook.venues.binance.live import LiveConfig, LiveError, plan_connections
+from flowbook.venues.binance.rest import Backoff, WeightLimiter, stream_key
+
+
+def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
+    b = Backoff(base=0.5, cap=8.0, rng=random.Random(1))
+    delays = [b.delay(n) for n in range(8)]
+    for n, d in enumerate(delays):
+        top = min(8.0, 0.5 * 2**n)
+        assert top / 2 <= d <= top
+    assert len(set(delays)) == len(delays)  # jittered
+    again = Backoff(0.5, 8.0, random.Random(1))
+    assert [again.delay(n) for n in range(8)] == delays  # reproducible from the rng
+    with pytest.raises(ValueError):
+        Backoff(base=0)
+
+
+def test_weight_limiter_keeps_a_sliding_minute_budget() -> None:
+    now = [1000.0]
+    lim = WeightLimiter(100, clock=lambda: now[0])
+    for _ in range(5):
+        assert lim.delay(20) == 0
+        lim.spend(20)
+    assert lim.used == 100
+    assert lim.delay(20) == pytest.approx(60.0)  # the first 20 leave the window a minute after they came
+    now[0] += 30
+    lim.spend(0)
+    assert lim.delay(20) == pytest.approx(30.0)
+    now[0] += 30.5
+    assert lim.delay(20) == 0 and lim.used == 0
+    lim.block_until(now[0] + 5)  # a 429 with Retry-After: 5
+    assert lim.delay(1) == pytest.approx(5.0)
+
+
+def test_weight_limiter_paces_requests() -> None:
+    async def go() -> float:
+        lim = WeightLimiter(10)
+        loop = asyncio.get_running_loop()
+        t = loop.time()
+        await lim.acquire(10)
+        return loop.time() - t
+
+    assert asyncio.run(go()) < 1.0  # within budget: no wait
+
+
+def test_connections_split_by_route_and_stream_limit() -> None:
+    usdm, spot = registry.get("binance-usdm"), registry.get("binance")
+    syms = [f"S{i}USDT" for i in range(150)]
+    plan = plan_connections(usdm, syms, LiveConfig(ws_url="ws://h:1"))
+    public = [p for p in plan if "/public/" in p[0]]
+    market = [p for p in plan if "/market/" in p[0]]
+    assert sum(len(p[1]) for p in public) == 300 and sum(len(p[1]) for p in market) == 450
+    assert all(len(p[1]) <= 200 for p in plan) and len(plan) == 2 + 3
+    for url, streams, symbols in plan:  # a symbol's streams of one route share one connection
+        assert url.endswith("streams=" + "/".join(streams))
+        assert {s.split("@")[0].upper() for s in streams} == set(symbols)
+    flat = plan_connections(usdm, ["BTCUSDT"], LiveConfig(route_streams=False, depth_speed="0ms"))
+    assert flat == [("wss://fstream.binance.com/stream?streams=btcusdt@depth@0ms/btcusdt@trade/btcusdt@bookTicker/"
+                     "btcusdt@forceOrder/btcusdt@markPrice@1s", flat[0][1], ["BTCUSDT"])]
+    sp = plan_connections(spot, ["BTCUSDT"], LiveConfig(depth_speed="1000ms", trades="aggTrade", book_ticker=False))
+    assert sp[0][1] == ["btcusdt@depth", "btcusdt@aggTrade"]
+    with pytest.raises(LiveError, match="not offered"):
+        plan_connections(spot, ["BTCUSDT"], LiveConfig(depth_speed="0ms"))
+
+
+def test_stream_key_reads_the_envelope_head() -> None:
+    assert stream_key(b'{"stream":"btcusdt@depth@100ms","data":{}}') == (b"btcusdt", b"depth")
+    assert stream_key(b'{"stream":"btcusdt@trade","data":{}}') == (b"btcusdt", b"trade")
+    assert stream_key(b'{"result":null,"id":1}') is None
+    assert stream_key(b'{"stream":"btc') is None
+
+
+def test_latency_window_is_bounded() -> None:
+    w = LatencyWindow(size=100)
+    assert np.isnan(w.percentiles_ms()[0])
+    w.add(np.full(1000, 5_000_000, np.int64))
+    w.add(np.arange(50, dtype=np.int64) * 1_000_000)
+    p50, p99 = w.percentiles_ms()
+    assert len(w.buf) == 100 and p50 == 5.0 and 40 < p99 < 49  # the last 100 samples only
+    w.add(np.full(100, 1_000_000, np.int64))
+    assert w.percentiles_ms() == (1.0, 1.0)
+
+
+def _snap(sym: str, u: int) -> FeatureSnapshot:
+    return FeatureSnapshot("binance", sym, u, u, u, MappingProxyType({"mid": float(u)}))
+
+
+def test_snapshots_are_immutable_and_streams_conflate() -> None:
+    s = _snap("BTCUSDT", 1)
+    with pytest.raises(AttributeError):
+        s.update_id = 2  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        s.values["mid"] = 0.0  # type: ignore[index]
+
+    async def go() -> tuple[list[int], int, list[int], int]:
+        conflated = SnapshotStream()
+        queued = SnapshotStream(["ethusdt"], conflate=False, maxsize=2)
+        for u in range(5):
+            for st in (conflated, queued):
+                st.push(_snap("BTCUSDT", u))
+                st.push(_snap("ETHUSDT", 10 + u))
+        conflated.close()
+        queued.close()
+        return ([x.update_id async for x in conflated], conflated.skipped,
+                [x.update_id async for x in queued], queued.skipped)
+
+    got, skipped, q, qskipped = asyncio.run(go())
+    assert got == [4, 14] and skipped == 8
+    assert q == [13, 14] and qskipped == 3
