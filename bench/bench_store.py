@@ -91,6 +91,12 @@ def timed(fn: Callable[[], Any], runs: int, setup: Callable[[], Any] | None = No
     return out
 
 
+def query_figure(fn: Callable[[], Any], runs: int) -> dict[str, Any]:
+    """One warm-up run (which gives the row count), then ``runs`` timed runs."""
+    df = fn()
+    return {"rows_returned": df.height, "seconds": summary(timed(fn, runs))}
+
+
 def rate(rows: int, secs: list[float]) -> dict[str, float]:
     s = summary(secs)
     return {"rows": rows, "rows_per_s": rows / s["median"], "best_rows_per_s": rows / s["min"],
@@ -122,14 +128,16 @@ def bench_parquet(data: dict[str, Any], work: Path, runs: int, qruns: int) -> di
     since = DAY0 + DAY_NS - 15 * 60 * 10**9  # "now" is the end of the day
     q1 = ("SELECT * FROM features WHERE venue = ? AND symbol = ? AND ts >= make_timestamp_ns(?) ORDER BY ts",
           [insts[0].venue, sym, since])
+    # the bars API: the 1-minute bar fragments written with the trades, merged per minute by the view
+    venue = insts[0].venue
+    res["query_trades_1min_bars_day"] = query_figure(lambda: st.bars(sym, DAY0, DAY0 + DAY_NS, "1m", venue), qruns)
+    # for reference: the same bars aggregated from the raw trades on the fly
     q2 = ("SELECT date_trunc('minute', ts_exchange) AS minute, arg_min(price, ts_exchange) AS open, "
           "max(price) AS high, min(price) AS low, arg_max(price, ts_exchange) AS close, sum(qty) AS volume, "
           "count(*) AS trades FROM trades WHERE symbol = ? AND date = DATE '2024-08-08' GROUP BY minute ORDER BY minute",
           [sym])
-    for name, (q, p) in {"query_features_last_15min": q1, "query_trades_1min_bars_day": q2}.items():
-        df = st.query(q, p)  # warm-up (and the row count)
-        secs = timed(lambda q=q, p=p: st.query(q, p), qruns)
-        res[name] = {"rows_returned": df.height, "seconds": summary(secs)}
+    res["query_features_last_15min"] = query_figure(lambda: st.query(*q1), qruns)
+    res["query_trades_1min_bars_day_from_trades"] = query_figure(lambda: st.query(*q2), qruns)
     # a new process-like first query: fresh connection, views created, then the query
     secs = timed(lambda: ParquetStore(root).query(*q1), max(5, qruns // 4))
     res["query_features_last_15min_cold_connection"] = {"seconds": summary(secs)}
@@ -163,15 +171,33 @@ def bench_postgres(data: dict[str, Any], dsn: str, runs: int, qruns: int) -> dic
     try:
         for name, batches in groups.items():
             rows = sum(b.rows for b in batches)
+            # a first import: every day is new, so each day is bulk-loaded (primary key built once)
             secs = timed(lambda b=batches: stores[0].write(b), runs, reset)
             res[f"ingest_{name}"] = rate(rows, secs)
             secs = timed(lambda b=batches: stores[0].write(b), runs)  # all stored: staged + ON CONFLICT
             res[f"reimport_{name}_all_duplicates"] = rate(rows, secs)
+            # the live path: the days exist, rows arrive in time order in writes of 200,000 rows
+            # (each its own transaction; the primary key is kept up row by row)
+            ordered = [b.slice(np.argsort(b.columns[b.table.time], kind="stable")) for b in batches]
+            head = [b.slice(slice(0, 1000)) for b in ordered]
+            tail = [b.slice(slice(1000, None)) for b in ordered]
+
+            def appends(tail: list[Batch] = tail) -> None:
+                for b in tail:
+                    for lo in range(0, b.rows, 200_000):
+                        stores[0].write(b.slice(slice(lo, lo + 200_000)))
+
+            def reset_head(head: list[Batch] = head) -> None:
+                reset()
+                stores[0].write(head)
+
+            secs = timed(appends, runs, reset_head)
+            res[f"append_{name}_existing_days_200k_writes"] = rate(sum(b.rows for b in tail), secs)
         reset()
         st = stores[0]
         for batches in groups.values():
             st.write(batches)
-        st.conn().execute(f"ANALYZE {schema}.features; ANALYZE {schema}.trades")
+        st.conn().execute(f"ANALYZE {schema}.features; ANALYZE {schema}.trades; ANALYZE {schema}.trade_bars_1m")
         iid = st.query("SELECT instrument_id FROM instruments WHERE symbol = %s", (insts[0].symbol,))["instrument_id"][0]
         since = DAY0 + DAY_NS - 15 * 60 * 10**9
         q1 = ("SELECT * FROM features WHERE instrument_id = %s AND config_hash = %s AND ts >= %s ORDER BY ts",
@@ -186,10 +212,15 @@ def bench_postgres(data: dict[str, Any], dsn: str, runs: int, qruns: int) -> dic
               "ORDER BY trade_id LIMIT 1) o ON true JOIN LATERAL (SELECT price FROM trades WHERE instrument_id = "
               "%(i)s AND ts_exchange = g.t1 ORDER BY trade_id DESC LIMIT 1) c ON true ORDER BY 1",
               {"i": iid, "a": DAY0, "b": DAY0 + DAY_NS})
-        for name, (q, p) in {"query_features_last_15min": q1, "query_trades_1min_bars_day": q2}.items():
-            df = st.query(q, p)
-            secs = timed(lambda q=q, p=p: st.query(q, p), qruns)
-            res[name] = {"rows_returned": df.height, "seconds": summary(secs)}
+        sym = insts[0].symbol
+        res["query_features_last_15min"] = query_figure(lambda: st.query(*q1), qruns)
+        # the same query through psycopg's fetchall (one Python object per value): the path before
+        res["query_features_last_15min_fetchall"] = query_figure(lambda: st._query(*q1, copy=False),
+                                                                 max(5, qruns // 4))
+        # the bars API: trade_bars_1m, kept at ingest in the trades' transaction
+        res["query_trades_1min_bars_day"] = query_figure(lambda: st.bars(sym, DAY0, DAY0 + DAY_NS, "1m"), qruns)
+        # for reference: aggregated from the raw trades on the fly
+        res["query_trades_1min_bars_day_from_trades"] = query_figure(lambda: st.query(*q2), max(5, qruns // 4))
     finally:
         stores[0].conn().execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         stores[0].close()
@@ -220,19 +251,26 @@ def table(res: dict[str, Any]) -> str:
         return f"{d[k]['seconds']['median'] * 1e3:.1f} ms ({d[k]['rows_returned']:,} rows)" if k in d else "-"
 
     rows = res["dataset"]["rows"]
+    deltas = pg.get("ingest_book_deltas", {}).get("rows", 0)
     lines += [
         f"| ingest normalized events ({rows['events']:,} rows, EVENT_DTYPE) | {r(pq_, 'ingest_events')} | - |",
-        f"| ingest book deltas (first {pg.get('ingest_book_deltas', {}).get('rows', 0):,} rows) | - | "
-        f"{r(pg, 'ingest_book_deltas')} |",
-        f"| ingest trades ({rows['trades']:,} rows, exact decimals) | {r(pq_, 'ingest_trades')} | {r(pg, 'ingest_trades')} |",
-        f"| ingest feature samples ({rows['features']:,} rows, 44 columns) | {r(pq_, 'ingest_features')} | "
+        f"| ingest book deltas (first {deltas:,} rows), new day | - | {r(pg, 'ingest_book_deltas')} |",
+        f"| ingest trades ({rows['trades']:,} rows, exact decimals, + 1-minute bars), new day | "
+        f"{r(pq_, 'ingest_trades')} | {r(pg, 'ingest_trades')} |",
+        f"| ingest feature samples ({rows['features']:,} rows, 44 columns), new day | {r(pq_, 'ingest_features')} | "
         f"{r(pg, 'ingest_features')} |",
         f"| ingest events with conversion from the EVENT_DTYPE array | {r(pq_, 'ingest_events_from_event_array')} | - |",
+        f"| append book deltas to existing days, 200k-row writes | - | {r(pg, 'append_book_deltas_existing_days_200k_writes')} |",
+        f"| append trades to existing days, 200k-row writes | - | {r(pg, 'append_trades_existing_days_200k_writes')} |",
+        f"| append features to existing days, 200k-row writes | - | {r(pg, 'append_features_existing_days_200k_writes')} |",
         f"| re-import of trades already stored (ON CONFLICT) | - | {r(pg, 'reimport_trades_all_duplicates')} |",
         f"| last 15 min of features, one symbol | {q(pq_, 'query_features_last_15min')} | "
         f"{q(pg, 'query_features_last_15min')} |",
-        f"| a day of trades -> 1-minute bars, one symbol | {q(pq_, 'query_trades_1min_bars_day')} | "
+        f"| ... the same through psycopg fetchall (before) | - | {q(pg, 'query_features_last_15min_fetchall')} |",
+        f"| a day of 1-minute bars, one symbol (bars kept at ingest) | {q(pq_, 'query_trades_1min_bars_day')} | "
         f"{q(pg, 'query_trades_1min_bars_day')} |",
+        f"| ... aggregated from the day's raw trades instead | {q(pq_, 'query_trades_1min_bars_day_from_trades')} | "
+        f"{q(pg, 'query_trades_1min_bars_day_from_trades')} |",
     ]
     return "\n".join(lines)
 

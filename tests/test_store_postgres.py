@@ -26,10 +26,10 @@ DAY = 86_400 * 10**9
 
 def test_migrations_apply_once_and_detect_changes(pg_dsn: str, pg_schema: str) -> None:
     st = PostgresStore(pg_dsn, pg_schema)
-    assert st.applied == [m.version for m in migrations()] == [1, 2]
+    assert st.applied == [m.version for m in migrations()] == [1, 2, 3]
     assert PostgresStore(pg_dsn, pg_schema).applied == []  # idempotent
     rows = st.query("SELECT version, name FROM schema_migrations ORDER BY version")
-    assert rows["name"].to_list() == ["base", "series"]
+    assert rows["name"].to_list() == ["base", "series", "trade_bars"]
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(f'UPDATE "{pg_schema}".schema_migrations SET checksum = %s WHERE version = 2', ("x",))
     with pytest.raises(StoreError, match="changed after it was applied"):

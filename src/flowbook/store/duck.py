@@ -62,6 +62,20 @@ class DuckViews:
 
     def _view_sql(self, t: Table, filled: bool) -> str:
         cols = ", ".join(f'"{c.name}"' for c in t.columns)
+        if filled and t.name == "trade_bars_1m":
+            # bar fragments (one per write and minute) merged per minute: open/close of the first/last
+            # trade by natural key, sums of volumes and counts
+            pattern = _lit(str(self.root / t.name / GLOB))
+            first, last = "(open_ts, open_trade_id, open_seq)", "(close_ts, close_trade_id, close_seq)"
+            return (f'CREATE OR REPLACE VIEW "{t.name}" AS SELECT venue, symbol, date, ts, '
+                    f"arg_min(open, {first}) AS open, max(high) AS high, min(low) AS low, "
+                    f"arg_max(close, {last}) AS close, sum(volume) AS volume, sum(buy_volume) AS buy_volume, "
+                    "sum(sell_volume) AS sell_volume, sum(trades)::BIGINT AS trades, "
+                    f"arg_min(open_ts, {first}) AS open_ts, arg_min(open_trade_id, {first}) AS open_trade_id, "
+                    f"arg_min(open_seq, {first}) AS open_seq, arg_max(close_ts, {last}) AS close_ts, "
+                    f"arg_max(close_trade_id, {last}) AS close_trade_id, arg_max(close_seq, {last}) AS close_seq "
+                    f"FROM read_parquet({pattern}, hive_partitioning = true, union_by_name = true, "
+                    "hive_types = {'venue': VARCHAR, 'symbol': VARCHAR, 'date': DATE}) GROUP BY venue, symbol, date, ts")
         if filled:
             pattern = _lit(str(self.root / t.name / GLOB))
             return (f'CREATE OR REPLACE VIEW "{t.name}" AS SELECT venue, symbol, date, {cols} FROM read_parquet('

@@ -21,7 +21,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import numpy as np
 import polars as pl
@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..events import EVENT_DTYPE, Instrument
+from .bars import BAR_NAMES, MINUTE_NS, bars_batch, bucket_bounds, parse_interval
 from .decimals import to_decimal128
 from .duck import DuckViews, has_files
 from .errors import StoreError
@@ -124,13 +125,17 @@ class ParquetStore:
         counted).  Each file appears whole or not at all; a crash loses only the files of this call not
         yet renamed, and the same call with the same ``batch_id`` completes it without duplicates.
         """
-        if isinstance(batches, Batch):
-            batches = [batches]
+        batches = [batches] if isinstance(batches, Batch) else [b for b in batches if b.rows]
+        for b in batches:
+            if b.table.derived:
+                raise StoreError(f"table {b.table.name!r} is kept by the store from the trades; write trades")
         bid = batch_id or f"{time.time_ns():x}-{uuid.uuid4().hex[:8]}"
         if not _ID.match(bid):
             raise StoreError(f"batch id {bid!r}: use letters, digits, '_', '.', '-' (at most 120)")
         self._cleanup_once()
-        parts = [(part, self._dir(b.table, b.instrument, day)) for b in batches if b.rows
+        # each trades batch brings its 1-minute bars (merged per minute by the trade_bars_1m view)
+        derived = [bars_batch(b) for b in batches if b.table.name == "trades" and b.rows]
+        parts = [(part, self._dir(b.table, b.instrument, day)) for b in [*batches, *derived] if b.rows
                  for day, part in self._split_days(b)]
         # a partition over file_rows becomes files of equal size (the same split for the same rows,
         # so a batch id names the same files again), written in parallel
@@ -157,7 +162,7 @@ class ParquetStore:
                 written = list(ex.map(lambda j: self._write_file(*j), jobs))
         for d in {*counter, *(c.parent for c in created)}:  # renames and new directory entries
             _fsync_dir(d)
-        return sum(written)
+        return sum(n for (b, _), n in zip(jobs, written, strict=True) if not b.table.derived)
 
     def _split_days(self, b: Batch) -> list[tuple[int, Batch]]:
         days = days_of(b.columns[b.table.time])
@@ -231,6 +236,43 @@ class ParquetStore:
         except ImportError as exc:
             raise StoreError("pandas is not installed (pip install 'flowbook[pandas]')") from exc
         return self.query_arrow(sql, params).to_pandas()
+
+    def bars(self, symbol: str, start_ns: int, end_ns: int, interval: str | int = "1m",
+             venue: str | None = None) -> pl.DataFrame:
+        """Trade bars of one instrument, as :meth:`PostgresStore.bars`: the ``interval`` buckets (aligned
+        to the epoch) that start in ``[start_ns, end_ns)`` and hold trades, in time order.
+
+        Whole minutes come from the ``trade_bars_1m`` fragments written with the trades (merged per
+        minute by the view); other intervals are aggregated from the trades.
+        """
+        step = parse_interval(interval)
+        lo, hi = bucket_bounds(start_ns, end_ns, step)
+        if venue is None:
+            found = sorted(p.parent.name for p in (self.root / "trades").glob(f"venue=*/symbol={_part(symbol)}"))
+            if len(found) > 1:
+                raise StoreError(f"{symbol} is stored for several venues; pass venue=")
+            venue = unquote(found[0].split("=", 1)[1]) if found else ""
+        days = [datetime.fromtimestamp(d * NS_PER_DAY / 1e9, tz=UTC).date()
+                for d in (lo // NS_PER_DAY, max(lo, hi - 1) // NS_PER_DAY)]
+        p: list[Any] = [venue, symbol, *days, lo, hi]
+        where = "venue = ? AND symbol = ? AND date BETWEEN ? AND ? AND {t} >= make_timestamp_ns(?) AND {t} < make_timestamp_ns(?)"
+        if step == MINUTE_NS:
+            q = (f"SELECT {', '.join(BAR_NAMES)} FROM trade_bars_1m WHERE {where.format(t='ts')} ORDER BY ts")
+        elif step % MINUTE_NS == 0:
+            q = (f"SELECT make_timestamp_ns(b) AS ts, arg_min(open, t) AS open, max(high) AS high, min(low) AS low, "
+                 "arg_max(close, t) AS close, sum(volume) AS volume, sum(buy_volume) AS buy_volume, "
+                 "sum(sell_volume) AS sell_volume, sum(trades)::BIGINT AS trades FROM (SELECT *, epoch_ns(ts) AS t, "
+                 f"t - ((t % {step}) + {step}) % {step} AS b FROM trade_bars_1m WHERE {where.format(t='ts')}) "
+                 "GROUP BY b ORDER BY b")
+        else:
+            k = "(t, trade_id, seq)"
+            q = (f"SELECT make_timestamp_ns(b) AS ts, arg_min(price, {k}) AS open, max(price) AS high, "
+                 f"min(price) AS low, arg_max(price, {k}) AS close, sum(qty) AS volume, "
+                 "coalesce(sum(qty) FILTER (WHERE side > 0), 0) AS buy_volume, "
+                 "coalesce(sum(qty) FILTER (WHERE side < 0), 0) AS sell_volume, count(*) AS trades "
+                 f"FROM (SELECT *, epoch_ns(ts_exchange) AS t, t - ((t % {step}) + {step}) % {step} AS b "
+                 f"FROM trades WHERE {where.format(t='ts_exchange')}) GROUP BY b ORDER BY b")
+        return self.query(q, p)
 
     def tables(self) -> list[str]:
         """Tables that hold at least one file."""

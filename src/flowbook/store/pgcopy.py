@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import StoreError
 
-__all__ = ["HEADER", "TRAILER", "encode_rows", "numeric_digits", "FIXED"]
+__all__ = ["HEADER", "TRAILER", "encode_rows", "numeric_digits", "row_dtype", "FIXED"]
 
 HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
 TRAILER = (-1).to_bytes(2, "big", signed=True)
@@ -68,20 +68,30 @@ def numeric_digits(units: np.ndarray, step: str) -> np.ndarray:
     return out
 
 
+def row_dtype(kinds: Sequence[str]) -> np.dtype:
+    """The packed (unaligned) structured dtype of one COPY tuple with fields of these kinds."""
+    fields: list[tuple] = [("nf", ">i2")]
+    for j, kind in enumerate(kinds):
+        fields += [(f"l{j}", ">i4"), (f"v{j}", FIXED[kind][0])]
+    return np.dtype(fields)
+
+
 def encode_rows(columns: Sequence[tuple[str, np.ndarray]]) -> bytes:
     """Tuples of ``(kind, values)`` columns, in order, without header or trailer.
 
-    ``values`` of a ``price``/``qty`` column are the rows of :func:`numeric_digits`.
+    ``values`` of a ``price``/``qty`` column are the rows of :func:`numeric_digits`.  The constant
+    parts of a tuple (field count and lengths) are one template row repeated; then each column is
+    written into its field.  Callers encode about 2 MB at a time, which stays in the CPU cache.
     """
     if not columns:
         return b""
     n = len(columns[0][1])
-    fields: list[tuple] = [("nf", ">i2")]
+    dt = row_dtype([kind for kind, _ in columns])
+    tmpl = np.zeros(1, dt)
+    tmpl["nf"] = len(columns)
     for j, (kind, _) in enumerate(columns):
-        fields += [(f"l{j}", ">i4"), (f"v{j}", FIXED[kind][0])]
-    rec = np.empty(n, dtype=np.dtype(fields))  # packed: no alignment padding
-    rec["nf"] = len(columns)
-    for j, (kind, values) in enumerate(columns):
-        rec[f"l{j}"] = FIXED[kind][1]
+        tmpl[f"l{j}"] = FIXED[kind][1]
+    rec = np.repeat(tmpl, n)
+    for j, (_, values) in enumerate(columns):
         rec[f"v{j}"] = values
     return rec.tobytes()

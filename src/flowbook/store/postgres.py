@@ -1,41 +1,53 @@
-"""The PostgreSQL server store (psycopg 3): migrations, on-demand partitions, COPY + ON CONFLICT writes.
+"""The PostgreSQL server store (psycopg 3): migrations, on-demand partitions, COPY + ON CONFLICT writes,
+trade bars kept at ingest, queries decoded column by column.
 
 One :meth:`PostgresStore.write` is one transaction.  Per table, the rows travel as binary COPY built
-with NumPy (times as bigint ns, prices and sizes as exact binary ``numeric``).  When no stored row of
-the batch's instrument lies in the batch's time range (checked under an advisory lock on table and
-instrument), no natural key can conflict and COPY goes straight into the table: the fast path of
-live data and first imports.  Otherwise (a re-import, overlapping data, or a duplicate inside the
-batch) the rows go to a session temp staging table and ``INSERT … SELECT … ON CONFLICT DO NOTHING``
-moves the new ones: re-running an import, or the batch a killed writer had in flight, never
-duplicates.  Identifiers come from the table registry or are validated; values are bound parameters.
-"""
+with NumPy (times as bigint ns, prices and sizes as exact binary ``numeric``) by one of three paths:
+
+* bulk: a day with no partition yet and at least ``bulk_rows`` rows in the write is copied into a new
+  table, its primary key built once, and the table attached as the day's partition (under the lock
+  ``fb_ensure_partition`` takes, so other writers needing a new partition wait for the commit);
+* direct: when no stored row of the batch's instrument lies between the batch's smallest and largest
+  natural key (checked under an advisory lock on table and instrument), no key can conflict and COPY
+  goes straight into the table;
+* staged: otherwise (a re-import, overlapping data, a duplicate inside the batch) the rows go to a
+  session temp table and ``INSERT … SELECT … ON CONFLICT DO NOTHING`` moves the new ones.
+
+Re-running an import, or the batch a killed writer had in flight, never duplicates.  Trades also
+update ``trade_bars_1m`` in the same transaction (migration 0003).  Queries that return rows run as
+``COPY (query) TO STDOUT (FORMAT BINARY)`` decoded with NumPy (:mod:`flowbook.store.pgread`).
+Identifiers come from the table registry or are validated; values are bound parameters."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
 import polars as pl
 import psycopg
-from psycopg import sql
-from psycopg.copy import QueuedLibpqWriter
+from psycopg import pq, sql
+from psycopg.adapt import Transformer
 
 from ..events import Instrument
+from .bars import BARS, BARS_COLUMNS, MINUTE_NS, bucket_bounds, trade_bars
+from .bars import parse_interval as _interval
 from .errors import StoreError
 from .migrate import apply_migrations, valid_identifier
-from .pgcopy import HEADER, TRAILER, encode_rows, numeric_digits
-from .schema import TABLES, Batch, Column, Table, days_of
+from .pgcopy import HEADER, TRAILER, encode_rows, numeric_digits, row_dtype
+from .pgread import Unframed, copyable, decode_copy
+from .schema import NS_PER_DAY, TABLES, Batch, Column, Table, days_of
 
 __all__ = ["PostgresStore", "StoreUnavailable", "redact"]
 
 log = logging.getLogger("flowbook.store")
 _COPY_TYPE = {"ts": "int8", "i8": "int8", "i4": "int4", "i2": "int2", "f8": "float8", "price": "numeric",
               "qty": "numeric", "text": "text"}
-_CHUNK_ROWS = 1 << 16  # rows encoded per COPY message
+_INT_KINDS = ("ts", "i8", "i4", "i2", "i1", "u1", "u2")
+_CHUNK_BYTES = 1 << 21  # COPY data encoded at a time: about 2 MB, which stays in the CPU cache
 
 
 class StoreUnavailable(StoreError):
@@ -74,7 +86,7 @@ class PostgresStore:
     replay_tables = ("book_snapshots", "book_deltas", "trades", "liquidations", "funding_rates", "open_interest")
 
     def __init__(self, dsn: str, schema: str = "flowbook", connect_timeout: float = 5.0,
-                 migrate: bool = True) -> None:
+                 migrate: bool = True, bulk_rows: int = 100_000) -> None:
         self.dsn = dsn
         self.schema = valid_identifier(schema, "schema name")
         self.connect_timeout = connect_timeout
@@ -82,6 +94,9 @@ class PostgresStore:
         self._instruments: dict[tuple[str, str, str, str], int] = {}
         self._partitions: set[tuple[str, int]] = set()
         self._staged: set[str] = set()
+        self._native_cache: dict[str, bool] = {}
+        self._bars_text: dict[str, str] = {}
+        self.bulk_rows = bulk_rows
         self.applied: list[int] = []
         self.conn()
         if migrate:
@@ -133,7 +148,8 @@ class PostgresStore:
     def write(self, batches: Batch | Iterable[Batch], batch_id: str | None = None) -> int:
         """Insert batches in one transaction; returns the rows inserted (existing keys are skipped).
 
-        ``batch_id`` is accepted for symmetry with the Parquet store; natural keys make it unneeded.
+        Trades also update ``trade_bars_1m`` in the same transaction.  ``batch_id`` is accepted for
+        symmetry with the Parquet store; natural keys make it unneeded.
         """
         bs = [batches] if isinstance(batches, Batch) else [b for b in batches if b.rows]
         if not bs:
@@ -141,19 +157,23 @@ class PostgresStore:
         for b in bs:
             if not b.table.postgres:
                 raise StoreError(f"table {b.table.name!r} is kept by the Parquet store only")
+            if b.table.derived:
+                raise StoreError(f"table {b.table.name!r} is kept by the store from the trades; write trades")
         conn = self.conn()
         try:
             with conn.transaction():  # instruments and partitions first, in a short transaction
                 iids = [self._instrument_id(b.instrument) for b in bs]
-                for b in bs:
-                    self._ensure_partitions(b)
+                bulk = self._prepare_partitions(bs)
             inserted = 0
             with conn.transaction():
+                bulk = self._lock_bulk(bulk)
                 by_table: dict[str, list[int]] = {}
                 for j, b in enumerate(bs):
                     by_table.setdefault(b.table.name, []).append(j)
                 for name, idx in by_table.items():
-                    inserted += self._write_table(TABLES[name], [bs[j] for j in idx], [iids[j] for j in idx])
+                    inserted += self._write_table(TABLES[name], [bs[j] for j in idx], [iids[j] for j in idx],
+                                                  {d for t, d in bulk if t == name})
+            self._partitions.update(bulk)
             return inserted
         except BaseException as exc:
             self._partitions.clear()  # what a rolled-back transaction created is gone
@@ -178,39 +198,90 @@ class PostgresStore:
             iid = self._instruments[key] = int(row[0])
         return iid
 
-    def _ensure_partitions(self, b: Batch) -> None:
-        for day in np.unique(days_of(b.columns[b.table.time])).tolist():
-            if (b.table.name, day) in self._partitions:
-                continue
-            date = datetime(1970, 1, 1, tzinfo=UTC).date() + timedelta(days=day)
-            self.conn().execute(sql.SQL("SELECT {}.fb_ensure_partition(%s, %s)").format(self._s),
-                                (b.table.name, date))
-            self._partitions.add((b.table.name, day))
+    def _native(self, table_name: str) -> bool:
+        """True when ``table_name`` is natively range-partitioned here (not a hypertable)."""
+        v = self._native_cache.get(table_name)
+        if v is None:
+            row = self.conn().execute(sql.SQL("SELECT {}.fb_is_partitioned(%s)").format(self._s),
+                                      (table_name,)).fetchone()
+            v = self._native_cache[table_name] = bool(row and row[0])
+        return v
 
-    def _stage(self, t: Table) -> sql.Identifier:
-        """A session temp table shaped like ``t`` (emptied at every commit)."""
-        name = f"stg_{t.name}"
+    def _prepare_partitions(self, bs: Sequence[Batch]) -> set[tuple[str, int]]:
+        """Create the day partitions the batches need; returns the (table, day) left to bulk-load:
+        days with no partition yet and at least ``bulk_rows`` rows in this write (fixed-width tables,
+        native partitioning)."""
+        need: dict[tuple[str, int], int] = {}
+        for b in bs:
+            days, counts = np.unique(days_of(b.columns[b.table.time]), return_counts=True)
+            for day, n in zip(days.tolist(), counts.tolist(), strict=True):
+                need[(b.table.name, day)] = need.get((b.table.name, day), 0) + n
+                if b.table.name == "trades":
+                    need.setdefault((BARS, day), 0)
+        bulk: set[tuple[str, int]] = set()
+        conn = self.conn()
+        for (name, day), n in sorted(need.items()):
+            if (name, day) in self._partitions:
+                continue
+            if (self.bulk_rows and n >= self.bulk_rows and name in TABLES
+                    and all(c.kind != "text" for c in TABLES[name].data_columns) and self._native(name)):
+                row = conn.execute("SELECT to_regclass(%s) IS NULL", (f"{self.schema}.{_part(name, day)}",)).fetchone()
+                if row and row[0]:
+                    bulk.add((name, day))
+                    continue
+            conn.execute(sql.SQL("SELECT {}.fb_ensure_partition(%s, %s)").format(self._s), (name, _date(day)))
+            self._partitions.add((name, day))
+        return bulk
+
+    def _lock_bulk(self, bulk: set[tuple[str, int]]) -> set[tuple[str, int]]:
+        """In the write's transaction: take the partition-creation lock of each bulk table (the lock
+        ``fb_ensure_partition`` takes, held to commit: writers that need a new partition of the table
+        wait), in name order, and keep the days whose partition still does not exist."""
+        conn = self.conn()
+        for name in sorted({t for t, _ in bulk}):
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{self.schema}.{name}",))
+        out = set()
+        for name, day in bulk:
+            row = conn.execute("SELECT to_regclass(%s) IS NULL", (f"{self.schema}.{_part(name, day)}",)).fetchone()
+            if row and row[0]:
+                out.add((name, day))
+            else:
+                self._partitions.add((name, day))
+        return out
+
+    def _stage(self, name: str, like: str) -> sql.Identifier:
+        """A session temp table ``name`` shaped like ``like`` (emptied at every commit)."""
         if name not in self._staged:
             self.conn().execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}.{}) ON COMMIT DELETE ROWS")
-                                .format(sql.Identifier(name), self._s, sql.Identifier(t.name)))
+                                .format(sql.Identifier(name), self._s, sql.Identifier(like)))
             self._staged.add(name)
         return sql.Identifier(name)
 
     def _fresh(self, t: Table, b: Batch, iid: int) -> bool:
-        """True when no stored row of this instrument (and constant key prefix) lies in the batch's time
-        range: then no key can conflict and the rows may be copied straight into the table.  Holds an
-        advisory lock on (table, instrument) until commit, so concurrent writers of one instrument queue."""
+        """True when no stored row of this instrument (and constant key prefix) lies between the batch's
+        smallest and largest natural key (its time range when the key has non-integer columns): then
+        no key can conflict and the rows may be copied straight into the table.  Holds an advisory lock
+        on (table, instrument) until commit, so concurrent writers of one instrument queue."""
         where = [sql.SQL("instrument_id = %s")]
         params: list[Any] = [iid]
-        for k in t.key[: t.key.index(t.time)]:
+        tpos = t.key.index(t.time)
+        for k in t.key[:tpos]:
             v = b.columns[k]
             if v.dtype == object or v.min() != v.max():
                 return False
             where.append(sql.SQL("{} = %s").format(sql.Identifier(k)))
             params.append(int(v[0]))
-        ts = b.columns[t.time]
-        where.append(sql.SQL("{} BETWEEN %s AND %s").format(sql.Identifier(t.time)))
-        params += [int(ts.min()), int(ts.max())]
+        rest = t.key[tpos:]
+        if all(t.column(k).kind in _INT_KINDS for k in rest):
+            cols = [b.columns[k] for k in rest]
+            names = sql.SQL(", ").join(sql.Identifier(k) for k in rest)
+            marks = sql.SQL(", ").join(sql.Placeholder() * len(rest))
+            where.append(sql.SQL("({n}) >= ({m}) AND ({n}) <= ({m})").format(n=names, m=marks))
+            params += _lex_extreme(cols, np.min) + _lex_extreme(cols, np.max)
+        else:
+            ts = b.columns[t.time]
+            where.append(sql.SQL("{} BETWEEN %s AND %s").format(sql.Identifier(t.time)))
+            params += [int(ts.min()), int(ts.max())]
         conn = self.conn()
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s), %s)", (f"{self.schema}.{t.name}", iid))
         row = conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {}.{} WHERE {})").format(
@@ -240,42 +311,173 @@ class PostgresStore:
                         for row in zip(*vals, strict=True):
                             cp.write_row((iid, *row))
                 return
-            # a writer thread sends one chunk while the next is encoded
-            with cur.copy(stmt, writer=QueuedLibpqWriter(cur)) as cp:
+            kinds = ["i4"] + [c.kind for c in t.data_columns]
+            step = max(256, _CHUNK_BYTES // row_dtype(kinds).itemsize)
+            with cur.copy(stmt) as cp:  # the server is the bottleneck: encoding a chunk takes ~1 ms
                 cp.write(HEADER)
                 for b, iid in zip(bs, iids, strict=True):
-                    for lo in range(0, b.rows, _CHUNK_ROWS):
-                        cp.write(self._encode(b.slice(slice(lo, lo + _CHUNK_ROWS)), iid))
+                    for lo in range(0, b.rows, step):
+                        cp.write(memoryview(self._encode(b.slice(slice(lo, lo + step)), iid)))
                 cp.write(TRAILER)
 
-    def _write_table(self, t: Table, bs: Sequence[Batch], iids: Sequence[int]) -> int:
-        """Rows of one table: straight COPY when nothing stored can conflict, else staged + ON CONFLICT."""
+    def _write_table(self, t: Table, bs: Sequence[Batch], iids: Sequence[int], bulk_days: set[int]) -> int:
+        """Rows of one table, each by one of three paths:
+
+        * bulk: the rows of a day with no partition yet go into a new table, its primary key is built
+          once, and it is attached as the day's partition (all in this transaction);
+        * direct: COPY straight into the table when no stored row of the instrument lies in the
+          batch's time range (so no key can conflict);
+        * staged: COPY into a temp table, then ``INSERT … ON CONFLICT DO NOTHING`` (re-imports,
+          overlaps, duplicates within a batch).
+
+        Trades inserted by the first two paths are added to the 1-minute bars here with NumPy; those of
+        the staged path by the same statement that inserts them.
+        """
         conn = self.conn()
-        rows = sum(b.rows for b in bs)
+        parts = list(zip(bs, iids, strict=True))
+        by_day: dict[int, list[tuple[Batch, int]]] = {}
+        if bulk_days:
+            rest = []
+            for b, iid in parts:
+                days = days_of(b.columns[t.time])
+                bulk_mask = np.isin(days, np.fromiter(bulk_days, np.int64, len(bulk_days)))
+                for day in np.unique(days[bulk_mask]).tolist():
+                    by_day.setdefault(day, []).append((b.slice(days == day), iid))
+                if not bulk_mask.all():
+                    rest.append((b.slice(~bulk_mask) if bulk_mask.any() else b, iid))
+            parts = rest
+        done: list[tuple[Batch, int]] = []  # inserted in full
+        staged: list[tuple[Batch, int]] = []
         fixed = all(c.kind != "text" for c in t.data_columns)
-        if fixed and all([self._fresh(t, b, iid) for b, iid in zip(bs, iids, strict=True)]):
+        order = sorted(range(len(parts)), key=lambda j: parts[j][1])  # locks in instrument order
+        if parts and fixed and all([self._fresh(t, *parts[j]) for j in order]):
             try:
                 with conn.transaction():  # a savepoint: a duplicate inside the batch falls back below
-                    self._copy(sql.SQL("{}.{}").format(self._s, sql.Identifier(t.name)), t, bs, iids)
-                return rows
+                    self._copy(sql.SQL("{}.{}").format(self._s, sql.Identifier(t.name)), t,
+                               [b for b, _ in parts], [i for _, i in parts])
+                done += parts
             except psycopg.errors.UniqueViolation:
-                pass
-        stage = self._stage(t)  # empty: ON COMMIT DELETE ROWS, one use per transaction
-        self._copy(stage, t, bs, iids)
-        cur = conn.execute(sql.SQL("INSERT INTO {}.{} SELECT * FROM {} ON CONFLICT DO NOTHING").format(
-            self._s, sql.Identifier(t.name), stage))
-        return max(cur.rowcount, 0)
+                staged += parts
+        else:
+            staged += parts
+        for day, group in sorted(by_day.items()):
+            if self._bulk_load(t, day, group):
+                done += group
+            else:
+                staged += group
+        inserted = sum(b.rows for b, _ in done)
+        if t.name == "trades" and done:
+            self._add_bars(done)
+        if staged:
+            stage = self._stage(f"stg_{t.name}", t.name)  # empty: ON COMMIT DELETE ROWS, one use per transaction
+            self._copy(stage, t, [b for b, _ in staged], [i for _, i in staged])
+            if t.name == "trades":  # the inserted rows feed the bars in the same statement
+                cur = conn.execute(sql.SQL("WITH ins AS (INSERT INTO {}.trades SELECT * FROM {} ON CONFLICT DO NOTHING "
+                                           "RETURNING instrument_id, ts_exchange, trade_id, seq, side, price, qty), "
+                                           "bars AS ({}) SELECT count(*) FROM ins").format(
+                                               self._s, stage, sql.SQL(self._bars_sql("ins"))))  # type: ignore[arg-type]
+                row = cur.fetchone()
+                inserted += int(row[0]) if row else 0
+            else:
+                cur = conn.execute(sql.SQL("INSERT INTO {}.{} SELECT * FROM {} ON CONFLICT DO NOTHING").format(
+                    self._s, sql.Identifier(t.name), stage))
+                inserted += max(cur.rowcount, 0)
+        return inserted
+
+    def _bulk_load(self, t: Table, day: int, group: Sequence[tuple[Batch, int]]) -> bool:
+        """Load a new day of ``t`` as a new table, build its primary key once, attach it as the day's
+        partition; False (nothing changed, the partition created empty) when the rows hold a
+        duplicate key.  The caller holds the table's partition-creation lock."""
+        conn = self.conn()
+        part = sql.Identifier(_part(t.name, day))
+        lo, hi = day * NS_PER_DAY, (day + 1) * NS_PER_DAY
+        tcol = sql.Identifier(t.time)
+        key = sql.SQL(", ").join(sql.Identifier(k) for k in ("instrument_id", *t.key))
+        check = sql.Identifier(f"{_part(t.name, day)}_bounds")
+        try:
+            with conn.transaction():  # a savepoint: a duplicate key undoes the whole attempt
+                conn.execute(sql.SQL("CREATE TABLE {s}.{p} (LIKE {s}.{t} INCLUDING DEFAULTS, CONSTRAINT {c} CHECK "
+                                     "({tc} >= {lo} AND {tc} < {hi}))").format(
+                    s=self._s, p=part, t=sql.Identifier(t.name), c=check, tc=tcol, lo=sql.Literal(lo),
+                    hi=sql.Literal(hi)))
+                self._copy(sql.SQL("{}.{}").format(self._s, part), t, [b for b, _ in group], [i for _, i in group])
+                conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
+                conn.execute(sql.SQL("ALTER TABLE {}.{} ADD PRIMARY KEY ({})").format(self._s, part, key))
+                # the CHECK constraint proves the partition bound: ATTACH does not scan the rows
+                conn.execute(sql.SQL("ALTER TABLE {s}.{t} ATTACH PARTITION {s}.{p} FOR VALUES FROM ({lo}) TO ({hi})")
+                             .format(s=self._s, t=sql.Identifier(t.name), p=part, lo=sql.Literal(lo),
+                                     hi=sql.Literal(hi)))
+                conn.execute(sql.SQL("ALTER TABLE {}.{} DROP CONSTRAINT {}").format(self._s, part, check))
+            return True
+        except psycopg.errors.UniqueViolation:
+            conn.execute(sql.SQL("SELECT {}.fb_ensure_partition(%s, %s)").format(self._s), (t.name, _date(day)))
+            return False
+
+    def _bars_sql(self, src: str) -> str:
+        """The statement that adds the bars of the trades in ``src`` (see migration 0003)."""
+        text = self._bars_text.get(src)
+        if text is None:
+            row = self.conn().execute(sql.SQL("SELECT {}.fb_trade_bars_sql(%s)").format(self._s), (src,)).fetchone()
+            assert row is not None
+            text = self._bars_text[src] = str(row[0])
+        return text
+
+    def _merge_sql(self) -> str:
+        """The ON CONFLICT clause that merges bars (``fb_trade_bars_merge()``, migration 0003)."""
+        text = self._bars_text.get("")
+        if text is None:
+            row = self.conn().execute(sql.SQL("SELECT {}.fb_trade_bars_merge()").format(self._s)).fetchone()
+            assert row is not None
+            text = self._bars_text[""] = str(row[0])
+        return text
+
+    def _add_bars(self, parts: Sequence[tuple[Batch, int]]) -> None:
+        """Merge the 1-minute bars of these (just inserted) trades into ``trade_bars_1m``."""
+        by_iid: dict[int, list[Batch]] = {}
+        for b, iid in parts:
+            by_iid.setdefault(iid, []).append(b)
+        bars = [trade_bars(bl, iid) for iid, bl in sorted(by_iid.items())]
+        stage = self._stage(f"stg_{BARS}", BARS)
+        cols = sql.SQL(", ").join(sql.Identifier(c) for c, _ in BARS_COLUMNS)
+        with self.conn().cursor() as cur:
+            if all(b.exact for b in bars):
+                with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(stage, cols)) as cp:
+                    cp.write(HEADER)
+                    for b in bars:
+                        cp.write(b.encode())
+                    cp.write(TRAILER)
+            else:  # a volume beyond int64: Python integers and Decimal, exact
+                with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(stage, cols)) as cp:
+                    cp.set_types([_COPY_TYPE[k] for _, k in BARS_COLUMNS])
+                    for b in bars:
+                        for row in b.rows():
+                            cp.write_row(row)
+            merge = self._merge_sql()
+            cur.execute(sql.SQL("INSERT INTO {}.{} AS b SELECT * FROM {} ORDER BY instrument_id, ts {}").format(
+                self._s, sql.Identifier(BARS), stage, sql.SQL(merge)))  # type: ignore[arg-type]
+            cur.execute(sql.SQL("DELETE FROM {}").format(stage))  # a later use in this transaction starts empty
 
     # -- reading and maintenance -------------------------------------------------------------------
     def query(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pl.DataFrame:
-        """Run a read-only query; a polars DataFrame (numeric columns as Decimal).
+        """Run a read-only query; a polars DataFrame (``numeric`` columns as exact Decimal).
 
-        Results travel in PostgreSQL's binary format and are assembled column by column.
+        A SELECT (WITH, VALUES, TABLE) runs as ``COPY (query) TO STDOUT (FORMAT BINARY)`` and its rows
+        are decoded column by column with NumPy (:mod:`flowbook.store.pgread`): no Python object per
+        value for the common types.  Parameters are then bound on the client by psycopg (quoted
+        literals).  Other statements, and a query COPY refuses, are fetched the plain way.
         """
+        return self._query(query, params, copy=True)
+
+    def _query(self, query: str, params: Sequence[Any] | dict[str, Any] | None, copy: bool) -> pl.DataFrame:
+        """:meth:`query`; ``copy=False`` fetches Python rows (psycopg's ``fetchall``): the tests' reference."""
         conn = self.conn()
         try:
             with conn.transaction(force_rollback=True), conn.cursor(binary=True) as cur:
                 cur.execute("SET TRANSACTION READ ONLY")
+                if copy and copyable(query):
+                    df = self._copy_query(conn, cur, query, params)
+                    if df is not None:
+                        return df
                 cur.execute(query, params)  # type: ignore[arg-type]
                 if cur.description is None:
                     raise StoreError("the statement returns no rows (use a SELECT)")
@@ -286,12 +488,88 @@ class PostgresStore:
         columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
         return pl.DataFrame(dict(zip(names, columns, strict=True)), strict=False)
 
+    @staticmethod
+    def _copy_query(conn: psycopg.Connection, cur: psycopg.Cursor, query: str,
+                    params: Sequence[Any] | dict[str, Any] | None) -> pl.DataFrame | None:
+        """The rows of ``query`` through binary COPY; None when the plain path must run it instead."""
+        text = query if params is None else psycopg.ClientCursor(conn).mogrify(query, params)  # type: ignore[arg-type]
+        text = text.rstrip().rstrip(";")
+        enc = conn.info.encoding
+        pg = conn.pgconn
+        res = pg.prepare(b"", text.encode(enc))
+        if res.status != pq.ExecStatus.COMMAND_OK:
+            raise psycopg.errors.error_from_result(res, encoding=enc)
+        desc = pg.describe_prepared(b"")
+        if desc.status != pq.ExecStatus.COMMAND_OK:
+            raise psycopg.errors.error_from_result(desc, encoding=enc)
+        if desc.nfields == 0:
+            return None  # not a query that returns rows: the plain path says so
+        names = _unique([(desc.fname(i) or b"").decode(enc) for i in range(desc.nfields)])
+        oids = [desc.ftype(i) for i in range(desc.nfields)]
+        try:
+            # a savepoint: COPY refuses some texts PREPARE takes (a comment after a semicolon)
+            with conn.transaction(), cur.copy(f"COPY (\n{text}\n) TO STDOUT (FORMAT BINARY)") as cp:  # type: ignore[call-overload]
+                chunks = _copy_out(pg, cp, enc)
+        except psycopg.errors.SyntaxError:
+            return None
+        try:
+            return decode_copy(chunks, names, oids, Transformer(cur),
+                               getattr(conn.info.timezone, "key", None), enc.replace("-", "").lower() == "utf8")
+        except Unframed:
+            return None
+
+    def bars(self, symbol: str, start_ns: int, end_ns: int, interval: str | int = "1m",
+             venue: str | None = None) -> pl.DataFrame:
+        """Trade bars of one instrument: the ``interval`` buckets (aligned to the epoch) that start in
+        ``[start_ns, end_ns)`` and hold trades, in time order.
+
+        Columns: ``ts`` (bucket start, ``Datetime("ns")``), ``open``, ``high``, ``low``, ``close``,
+        ``volume``, ``buy_volume``, ``sell_volume`` (exact decimals) and ``trades``.  Whole minutes
+        (``"1m"``, ``"5m"``, ``"1h"``, ``"1d"``) come from ``trade_bars_1m``, kept at ingest; other
+        intervals (``"10s"``) are aggregated from the trades.  ``venue`` is needed only when the
+        symbol trades on several venues.
+        """
+        step = _interval(interval)
+        lo, hi = bucket_bounds(start_ns, end_ns, step)
+        where = {"venue": venue} if venue is not None else {}
+        found = self.query("SELECT instrument_id FROM instruments WHERE symbol = %(symbol)s"
+                           + (" AND venue = %(venue)s" if venue is not None else ""), {"symbol": symbol, **where})
+        if found.height > 1:
+            raise StoreError(f"{symbol} is stored for several venues; pass venue=")
+        p = {"i": int(found["instrument_id"][0]) if found.height else -1, "lo": lo, "hi": hi, "step": step}
+        cut = "%(step)s"
+        if step == MINUTE_NS:
+            q = ("SELECT ts AS bucket, open, high, low, close, volume, buy_volume, sell_volume, trades "
+                 "FROM trade_bars_1m WHERE instrument_id = %(i)s AND ts >= %(lo)s AND ts < %(hi)s ORDER BY ts")
+        elif step % MINUTE_NS == 0:
+            q = (f"SELECT ts - ((ts %% {cut}) + {cut}) %% {cut} AS bucket, (array_agg(open ORDER BY ts))[1] AS open, "
+                 "max(high) AS high, min(low) AS low, (array_agg(close ORDER BY ts DESC))[1] AS close, "
+                 "sum(volume) AS volume, sum(buy_volume) AS buy_volume, sum(sell_volume) AS sell_volume, "
+                 "sum(trades)::bigint AS trades FROM trade_bars_1m "
+                 "WHERE instrument_id = %(i)s AND ts >= %(lo)s AND ts < %(hi)s GROUP BY 1 ORDER BY 1")
+        else:
+            q = (f"SELECT ts_exchange - ((ts_exchange %% {cut}) + {cut}) %% {cut} AS bucket, "
+                 "(array_agg(price ORDER BY ts_exchange, trade_id, seq))[1] AS open, max(price) AS high, "
+                 "min(price) AS low, (array_agg(price ORDER BY ts_exchange DESC, trade_id DESC, seq DESC))[1] AS "
+                 "close, sum(qty) AS volume, coalesce(sum(qty) FILTER (WHERE side > 0), 0) AS buy_volume, "
+                 "coalesce(sum(qty) FILTER (WHERE side < 0), 0) AS sell_volume, count(*) AS trades FROM trades "
+                 "WHERE instrument_id = %(i)s AND ts_exchange >= %(lo)s AND ts_exchange < %(hi)s GROUP BY 1 ORDER BY 1")
+        df = self.query(q, p)
+        return df.rename({"bucket": "ts"}).with_columns(pl.col("ts").cast(pl.Datetime("ns")))
+
+    def rebuild_bars(self, start_ns: int | None = None, end_ns: int | None = None) -> int:
+        """Recompute ``trade_bars_1m`` of ``[start_ns, end_ns)`` (whole minutes; default: everything)
+        from the stored trades, e.g. after trades were changed by hand; returns the bars written."""
+        lo = -(2**63) + MINUTE_NS if start_ns is None else int(start_ns)
+        hi = 2**63 - 1 if end_ns is None else int(end_ns)
+        return int(self._call("fb_rebuild_trade_bars", lo, hi))
+
     def query_pandas(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
         try:
             import pandas  # noqa: F401
         except ImportError as exc:
             raise StoreError("pandas is not installed (pip install 'flowbook[pandas]')") from exc
-        return self.query(query, params).to_pandas()
+        return self._query(query, params, copy=True).to_pandas()
 
     def _call(self, func: str, *args: Any) -> Any:
         conn = self.conn()
@@ -335,9 +613,60 @@ class PostgresStore:
         return t
 
 
+def _lex_extreme(cols: Sequence[np.ndarray], pick: Any) -> list[int]:
+    """The lexicographically smallest (``pick=np.min``) or largest (``np.max``) row of integer columns."""
+    idx = np.arange(len(cols[0]))
+    out = []
+    for c in cols:
+        v = c[idx]
+        m = pick(v)
+        idx = idx[v == m]
+        out.append(int(m))
+    return out
+
+
+def _part(table_name: str, day: int) -> str:
+    """The name of a table's partition of UTC day ``day`` (as ``fb_ensure_partition`` names it)."""
+    return f"{table_name}_p{_date(day):%Y%m%d}"
+
+
+def _date(day: int) -> date:
+    return datetime(1970, 1, 1, tzinfo=UTC).date() + timedelta(days=day)
+
+
 def _decimals(b: Batch, c: Column) -> list[Decimal]:
     step = Decimal(b.instrument.tick_size if c.kind == "price" else b.instrument.lot_size)
     return [Decimal(v) * step for v in b.columns[c.name].tolist()]
+
+
+def _copy_out(pg: pq.abc.PGconn, cp: psycopg.Copy, enc: str) -> list[Any]:
+    """The CopyData messages of a running ``COPY … TO STDOUT``, in order.
+
+    Messages libpq already holds are taken with non-blocking ``PQgetCopyData`` calls (psycopg's
+    ``Copy.read`` costs several microseconds per row: one message is one row); when none is
+    buffered, ``Copy.read`` waits for the next one, interruptibly.  At the end the command's final
+    result is read here, and an error (a failure in the middle of the rows) is raised.
+    """
+    out: list[Any] = []
+    append, get = out.append, pg.get_copy_data
+    while True:
+        nbytes, data = get(1)
+        if nbytes > 0:
+            append(data)
+        elif nbytes == 0:
+            more = cp.read()  # waits; b"" once psycopg has read the end and the final result itself
+            if not more:
+                return out
+            append(more)
+        else:
+            break
+    error: psycopg.Error | None = None
+    while (res := pg.get_result()) is not None:  # to the end, so the connection is idle again
+        if res.status != pq.ExecStatus.COMMAND_OK and error is None:
+            error = psycopg.errors.error_from_result(res, encoding=enc)
+    if error is not None:
+        raise error
+    return out
 
 
 def _unique(names: list[str]) -> list[str]:

@@ -59,6 +59,7 @@ class Table:
     time: str  # the column that dates a row (partitions)
     key: tuple[str, ...]  # natural key within one instrument (PostgreSQL primary key after instrument_id)
     postgres: bool = True  # also a PostgreSQL table
+    derived: bool = False  # kept by the stores from other tables (written with them, never directly)
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -117,6 +118,10 @@ _TABLES = [
           time="ts_local", key=("ts_local", "update_id", "side", "level")),
     Table("liquidation_levels", _cols("ts:ts side:i2 price:price leverage:f8 notional:f8"),
           time="ts", key=("ts", "side", "price", "leverage")),
+    # 1-minute bars of the trades (flowbook.store.bars), written by the stores with the trades
+    Table("trade_bars_1m", _cols("ts:ts open:price high:price low:price close:price volume:qty buy_volume:qty "
+                                 "sell_volume:qty trades:i8 open_ts:ts open_trade_id:i8 open_seq:i4 close_ts:ts "
+                                 "close_trade_id:i8 close_seq:i4"), time="ts", key=("ts",), derived=True),
 ]
 TABLES: dict[str, Table] = {t.name: t for t in _TABLES}
 
