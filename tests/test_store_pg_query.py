@@ -15,7 +15,7 @@ import pytest
 from psycopg.adapt import Transformer
 
 from flowbook.store import PostgresStore, StoreError
-from flowbook.store.pgread import Unframed, copyable, decode_copy
+from flowbook.store.pgread import Unframed, copyable, decode_messages
 
 ALL_TYPES = """
 SELECT i::int2 AS i2, (i * 70000)::int4 AS i4, i::int8 * 1000000000007 AS i8, (i % 3 = 0) AS b,
@@ -144,10 +144,29 @@ def test_unexpected_framing_is_detected(pg_dsn: str) -> None:
                       "TO STDOUT (FORMAT BINARY)") as cp:
             chunks = [bytes(c) for c in cp]
         tx = Transformer(conn)
-        df = decode_copy(chunks, ["a", "b"], [20, 25], tx, "UTC", True)
+        df = decode_messages(chunks, ["a", "b"], [20, 25], tx, "UTC", True)
         assert df.rows() == [(1, "r1"), (2, "r2"), (3, "r3")]
         merged = [chunks[0], chunks[1] + chunks[2], *chunks[3:]]  # two rows in one message
         with pytest.raises(Unframed):
-            decode_copy(merged, ["a", "b"], [20, 25], tx, "UTC", True)
+            decode_messages(merged, ["a", "b"], [20, 25], tx, "UTC", True)
         with pytest.raises(Unframed):
-            decode_copy(chunks, ["a"], [20], tx, "UTC", True)  # fewer columns than the rows carry
+            decode_messages(chunks, ["a"], [20], tx, "UTC", True)  # fewer columns than the rows carry
+
+
+def test_session_time_zone(st: PostgresStore) -> None:
+    q = "SELECT TIMESTAMPTZ '2024-08-08 12:00:00+00' + i * INTERVAL '1 hour' AS t FROM generate_series(0, 3) i"
+    st.conn().execute("SET TIME ZONE 'America/New_York'")
+    new, ref = st.query(q), st._query(q, None, copy=False)
+    assert new.schema["t"] == pl.Datetime("us", "America/New_York")
+    _assert_equal_values(new, ref)
+    st.conn().execute("SET TIME ZONE INTERVAL '+02:00' HOUR TO MINUTE")  # no zone name: psycopg's datetimes
+    _assert_equal_values(st.query(q), st._query(q, None, copy=False))
+
+
+def test_a_result_of_many_messages(st: PostgresStore) -> None:
+    """More rows than one block of messages (65,536), with NULLs and text."""
+    q = ("SELECT i, i::float8 / 3 AS f, CASE WHEN i % 1000 = 0 THEN NULL ELSE 'r' || i END AS t, "
+         "(i * 0.01)::numeric(12, 2) AS n FROM generate_series(1, 150000) AS g(i)")
+    new = st.query(q)
+    assert new.height == 150_000 and new["t"].null_count() == 150
+    _assert_equal_values(new, st._query(q, None, copy=False))

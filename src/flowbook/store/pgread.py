@@ -7,7 +7,7 @@ come from describing the query (libpq ``PQprepare`` + ``PQdescribePrepared``), b
 none.  Decoding works on whole columns:
 
 * when every row has the same length and every column a fixed width (no NULL, no text or numeric),
-  the rows are one packed structured array;
+  each column is a strided view of the bytes (one byte-order conversion per column);
 * otherwise the field offsets are found column by column (one vectorised gather per column).
 
 Types decoded without Python objects: bool, int2/4/8, oid, float4/8, numeric (exact, as an Arrow
@@ -29,7 +29,7 @@ import pyarrow as pa
 from psycopg import pq
 from psycopg.adapt import Transformer
 
-__all__ = ["SIGNATURE", "Unframed", "decode_copy", "copyable"]
+__all__ = ["SIGNATURE", "Unframed", "decode_copy", "decode_messages", "copyable"]
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _TRAILER = b"\xff\xff"
@@ -189,9 +189,8 @@ def _text(buf: np.ndarray, c: _Column) -> pa.Array:
 def _objects(raw: memoryview, c: _Column, tx: Transformer) -> pl.Series:
     """Python values through psycopg's binary loader (what fetchall gives), then polars' inference."""
     loader = tx.get_loader(c.oid, pq.Format.BINARY)
-    mv = raw
-    values = [loader.load(mv[o:o + n]) if n >= 0 else None for o, n in zip(c.off.tolist(), c.length.tolist(),
-                                                                            strict=True)]
+    values = [loader.load(raw[o:o + n]) if n >= 0 else None for o, n in zip(c.off.tolist(), c.length.tolist(),
+                                                                             strict=True)]
     if any(isinstance(v, Decimal) and not v.is_finite() for v in values):
         return pl.Series(c.name, values, dtype=pl.Object)  # polars decimals hold no NaN or Infinity
     try:
@@ -200,13 +199,11 @@ def _objects(raw: memoryview, c: _Column, tx: Transformer) -> pl.Series:
         return pl.Series(c.name, values, dtype=pl.Object)
 
 
-def _frame(chunks: Sequence[Any]) -> tuple[bytes, np.ndarray, np.ndarray]:
-    """The bytes of all messages and the [begin, end) of each row in them."""
-    raw = b"".join(chunks)
-    if not raw.startswith(SIGNATURE) or len(raw) < 21 or not raw.endswith(_TRAILER):
+def _frame(raw: bytes, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The [begin, end) of each row in ``raw``, the CopyData messages of lengths ``lens`` end to end."""
+    if not raw.startswith(SIGNATURE) or len(raw) < 21 or not raw.endswith(_TRAILER) or int(lens.sum()) != len(raw):
         raise Unframed("no binary COPY header or trailer")
     hdr = 19 + int.from_bytes(raw[15:19], "big")
-    lens = np.fromiter((len(ch) for ch in chunks), np.int64, len(chunks))
     ends = np.cumsum(lens)
     begins = ends - lens
     if lens[0] < hdr:
@@ -214,18 +211,27 @@ def _frame(chunks: Sequence[Any]) -> tuple[bytes, np.ndarray, np.ndarray]:
     begins[0] += hdr
     if ends[-1] - begins[-1] == 2:  # the trailer's own message
         begins, ends = begins[:-1], ends[:-1]
-    elif len(chunks) == 1 and lens[0] == hdr + 2:  # header and trailer together: no rows
+    elif len(lens) == 1 and lens[0] == hdr + 2:  # header and trailer together: no rows
         begins, ends = begins[:0], ends[:0]
     else:
         raise Unframed("trailer not in a message of its own")
     keep = ends > begins
-    return raw, begins[keep], ends[keep]
+    return begins[keep], ends[keep]
 
 
-def decode_copy(chunks: Sequence[Any], names: Sequence[str], oids: Sequence[int], tx: Transformer,
+def decode_messages(chunks: Sequence[Any], names: Sequence[str], oids: Sequence[int], tx: Transformer,
+                    timezone: str | None, utf8: bool) -> pl.DataFrame:
+    """:func:`decode_copy` of a list of CopyData messages."""
+    return decode_copy(b"".join(chunks), np.array([len(c) for c in chunks], np.int64), names, oids, tx, timezone,
+                       utf8)
+
+
+def decode_copy(raw: bytes, lens: np.ndarray, names: Sequence[str], oids: Sequence[int], tx: Transformer,
                 timezone: str | None, utf8: bool) -> pl.DataFrame:
-    """A polars frame of the rows of a binary COPY (its CopyData messages, in order)."""
-    raw, begins, ends = _frame(chunks)
+    """A polars frame of the rows of a binary COPY: ``raw`` is its CopyData messages end to end and
+    ``lens`` their lengths.  ``names`` must be unique; ``timezone`` is the session's (None:
+    timestamptz through psycopg's datetimes)."""
+    begins, ends = _frame(raw, lens)
     buf = np.frombuffer(raw, np.uint8)
     n, ncols = len(begins), len(oids)
     if n and np.any(_be(buf, begins, ">i2") != ncols):
@@ -234,21 +240,19 @@ def decode_copy(chunks: Sequence[Any], names: Sequence[str], oids: Sequence[int]
     widths = [_FIXED[o][0] if o in _FIXED else -1 for o in oids]
     rowlen = 2 + sum(4 + w for w in widths)
     if n and min(widths, default=0) > 0 and np.all(ends - begins == rowlen):
-        # the common case: fixed widths and no NULL anywhere (a NULL would shorten its row), so the
-        # rows are one packed structured array
-        fields: list[tuple[str, str]] = [("nf", ">i2")]
-        for j, oid in enumerate(oids):
-            fields += [(f"l{j}", ">i4"), (f"v{j}", _FIXED[oid][1])]
-        rec = np.ndarray(shape=(n,), dtype=np.dtype(fields), buffer=buf, offset=int(begins[0]), strides=(rowlen,))
+        # the common case: fixed widths and no NULL anywhere (a NULL would shorten its row), so each
+        # column is a strided view of the buffer, converted to native byte order in one pass.  Every
+        # field of a fixed-width type has that width or is NULL: the lengths are checked on row 0 only.
         if not np.all(np.diff(begins) == rowlen):
             raise Unframed("rows are not contiguous")
-        pos = begins + 2
-        for j, (name, oid, w) in enumerate(zip(names, oids, widths, strict=True)):
-            if np.any(rec[f"l{j}"] != w):
+        o = int(begins[0]) + 2
+        for name, oid, w in zip(names, oids, widths, strict=True):
+            if int.from_bytes(raw[o:o + 4], "big", signed=True) != w:
                 raise Unframed("a field length differs from its type's width")
-            v = rec[f"v{j}"]
-            cols.append(_Column(name, oid, pos + 4, np.full(n, w, np.int32), v.astype(v.dtype.newbyteorder("="))))
-            pos = pos + 4 + w
+            dtype = np.dtype(_FIXED[oid][1])
+            v = np.ndarray((n,), dtype, buffer=buf, offset=o + 4, strides=(rowlen,)).astype(dtype.newbyteorder("="))
+            cols.append(_Column(name, oid, begins + (o + 4 - int(begins[0])), np.full(n, w, np.int32), v))
+            o += 4 + w
     else:
         pos = begins + 2
         for name, oid in zip(names, oids, strict=True):
@@ -257,8 +261,9 @@ def decode_copy(chunks: Sequence[Any], names: Sequence[str], oids: Sequence[int]
             pos = pos + 4 + np.maximum(length, 0)
         if not np.array_equal(pos, ends):
             raise Unframed("rows do not end where their messages end")
-    out: list[pl.Series] = []
-    for c in cols:
+    arrays: dict[int, pa.Array] = {}
+    objects: dict[int, pl.Series] = {}
+    for j, c in enumerate(cols):
         arr: pa.Array | None = None
         if c.oid in _FIXED:
             arr = _fixed(buf, c, timezone)
@@ -267,9 +272,14 @@ def decode_copy(chunks: Sequence[Any], names: Sequence[str], oids: Sequence[int]
         elif c.oid in _TEXT and utf8:
             arr = _text(buf, c)
         if arr is None:
-            out.append(_objects(memoryview(raw), c, tx))
+            objects[j] = _objects(memoryview(raw), c, tx)
         else:
-            s = pl.from_arrow(arr)
-            assert isinstance(s, pl.Series)
-            out.append(s.alias(c.name))
-    return pl.DataFrame(out)
+            arrays[j] = arr
+    if not arrays:
+        return pl.DataFrame([objects[j] for j in range(len(cols))])
+    # one Arrow table into polars (names are unique: the caller sees to it)
+    df = pl.from_arrow(pa.Table.from_arrays(list(arrays.values()), names=[cols[j].name for j in arrays]))
+    assert isinstance(df, pl.DataFrame)
+    for j, series in objects.items():
+        df.insert_column(j, series)
+    return df

@@ -8,13 +8,14 @@ with NumPy (times as bigint ns, prices and sizes as exact binary ``numeric``) by
   table, its primary key built once, and the table attached as the day's partition (under the lock
   ``fb_ensure_partition`` takes, so other writers needing a new partition wait for the commit);
 * direct: when no stored row of the batch's instrument lies between the batch's smallest and largest
-  natural key (checked under an advisory lock on table and instrument), no key can conflict and COPY
-  goes straight into the table;
+  natural key, no key can conflict and COPY goes straight into the table;
 * staged: otherwise (a re-import, overlapping data, a duplicate inside the batch) the rows go to a
   session temp table and ``INSERT … SELECT … ON CONFLICT DO NOTHING`` moves the new ones.
 
-Re-running an import, or the batch a killed writer had in flight, never duplicates.  Trades also
-update ``trade_bars_1m`` in the same transaction (migration 0003).  Queries that return rows run as
+Every write holds an advisory lock on (table, instrument) for its instruments until commit, taken in
+one order (bulk tables, then table name and instrument id), so writers of one instrument queue and
+do not deadlock on them.  Re-running an import, or the batch a killed writer had in flight, never
+duplicates.  Trades also update ``trade_bars_1m`` in the same transaction (migration 0003).  Queries that return rows run as
 ``COPY (query) TO STDOUT (FORMAT BINARY)`` decoded with NumPy (:mod:`flowbook.store.pgread`).
 Identifiers come from the table registry or are validated; values are bound parameters."""
 
@@ -170,7 +171,8 @@ class PostgresStore:
                 by_table: dict[str, list[int]] = {}
                 for j, b in enumerate(bs):
                     by_table.setdefault(b.table.name, []).append(j)
-                for name, idx in by_table.items():
+                # locks in one order for every writer: bulk tables, then (table, instrument) by name and id
+                for name, idx in sorted(by_table.items()):
                     inserted += self._write_table(TABLES[name], [bs[j] for j in idx], [iids[j] for j in idx],
                                                   {d for t, d in bulk if t == name})
             self._partitions.update(bulk)
@@ -260,8 +262,8 @@ class PostgresStore:
     def _fresh(self, t: Table, b: Batch, iid: int) -> bool:
         """True when no stored row of this instrument (and constant key prefix) lies between the batch's
         smallest and largest natural key (its time range when the key has non-integer columns): then
-        no key can conflict and the rows may be copied straight into the table.  Holds an advisory lock
-        on (table, instrument) until commit, so concurrent writers of one instrument queue."""
+        no key can conflict and the rows may be copied straight into the table.  The caller holds the
+        advisory lock on (table, instrument) until commit, so this stays true until then."""
         where = [sql.SQL("instrument_id = %s")]
         params: list[Any] = [iid]
         tpos = t.key.index(t.time)
@@ -282,8 +284,7 @@ class PostgresStore:
             ts = b.columns[t.time]
             where.append(sql.SQL("{} BETWEEN %s AND %s").format(sql.Identifier(t.time)))
             params += [int(ts.min()), int(ts.max())]
-        conn = self.conn()
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s), %s)", (f"{self.schema}.{t.name}", iid))
+        conn = self.conn()  # (the caller holds the advisory lock on (table, instrument))
         row = conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {}.{} WHERE {})").format(
             self._s, sql.Identifier(t.name), sql.SQL(" AND ").join(where)), params).fetchone()
         return not (row and row[0])
@@ -334,6 +335,8 @@ class PostgresStore:
         the staged path by the same statement that inserts them.
         """
         conn = self.conn()
+        for iid in sorted(set(iids)):  # writers of one instrument queue, whichever path they take
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s), %s)", (f"{self.schema}.{t.name}", iid))
         parts = list(zip(bs, iids, strict=True))
         by_day: dict[int, list[tuple[Batch, int]]] = {}
         if bulk_days:
@@ -349,8 +352,7 @@ class PostgresStore:
         done: list[tuple[Batch, int]] = []  # inserted in full
         staged: list[tuple[Batch, int]] = []
         fixed = all(c.kind != "text" for c in t.data_columns)
-        order = sorted(range(len(parts)), key=lambda j: parts[j][1])  # locks in instrument order
-        if parts and fixed and all([self._fresh(t, *parts[j]) for j in order]):
+        if parts and fixed and all(self._fresh(t, b, iid) for b, iid in parts):
             try:
                 with conn.transaction():  # a savepoint: a duplicate inside the batch falls back below
                     self._copy(sql.SQL("{}.{}").format(self._s, sql.Identifier(t.name)), t,
@@ -509,11 +511,11 @@ class PostgresStore:
         try:
             # a savepoint: COPY refuses some texts PREPARE takes (a comment after a semicolon)
             with conn.transaction(), cur.copy(f"COPY (\n{text}\n) TO STDOUT (FORMAT BINARY)") as cp:  # type: ignore[call-overload]
-                chunks = _copy_out(pg, cp, enc)
+                raw, lens = _copy_out(pg, cp, enc)
         except psycopg.errors.SyntaxError:
             return None
         try:
-            return decode_copy(chunks, names, oids, Transformer(cur),
+            return decode_copy(raw, lens, names, oids, Transformer(cur),
                                getattr(conn.info.timezone, "key", None), enc.replace("-", "").lower() == "utf8")
         except Unframed:
             return None
@@ -639,34 +641,49 @@ def _decimals(b: Batch, c: Column) -> list[Decimal]:
     return [Decimal(v) * step for v in b.columns[c.name].tolist()]
 
 
-def _copy_out(pg: pq.abc.PGconn, cp: psycopg.Copy, enc: str) -> list[Any]:
-    """The CopyData messages of a running ``COPY … TO STDOUT``, in order.
+def _copy_out(pg: pq.abc.PGconn, cp: psycopg.Copy, enc: str) -> tuple[bytes, np.ndarray]:
+    """The CopyData messages of a running ``COPY … TO STDOUT`` end to end, and their lengths.
 
     Messages libpq already holds are taken with non-blocking ``PQgetCopyData`` calls (psycopg's
     ``Copy.read`` costs several microseconds per row: one message is one row); when none is
-    buffered, ``Copy.read`` waits for the next one, interruptibly.  At the end the command's final
+    buffered, ``Copy.read`` waits for the next one, interruptibly.  Every 65,536 messages are joined
+    into one block, so a large result holds few Python objects.  At the end the command's final
     result is read here, and an error (a failure in the middle of the rows) is raised.
     """
-    out: list[Any] = []
-    append, get = out.append, pg.get_copy_data
+    blocks: list[bytes] = []
+    lens: list[int] = []
+    pending: list[Any] = []
+    append, get = pending.append, pg.get_copy_data
+
+    def flush() -> None:
+        blocks.append(b"".join(pending))
+        lens.extend(map(len, pending))
+        pending.clear()
+
+    finished = False
     while True:
         nbytes, data = get(1)
         if nbytes > 0:
             append(data)
+            if len(pending) >= 65536:
+                flush()
         elif nbytes == 0:
             more = cp.read()  # waits; b"" once psycopg has read the end and the final result itself
             if not more:
-                return out
+                finished = True
+                break
             append(more)
         else:
             break
-    error: psycopg.Error | None = None
-    while (res := pg.get_result()) is not None:  # to the end, so the connection is idle again
-        if res.status != pq.ExecStatus.COMMAND_OK and error is None:
-            error = psycopg.errors.error_from_result(res, encoding=enc)
-    if error is not None:
-        raise error
-    return out
+    flush()
+    if not finished:
+        error: psycopg.Error | None = None
+        while (res := pg.get_result()) is not None:  # to the end, so the connection is idle again
+            if res.status != pq.ExecStatus.COMMAND_OK and error is None:
+                error = psycopg.errors.error_from_result(res, encoding=enc)
+        if error is not None:
+            raise error
+    return b"".join(blocks) if len(blocks) > 1 else blocks[0], np.array(lens, np.int64)
 
 
 def _unique(names: list[str]) -> list[str]:
