@@ -45,6 +45,11 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="trade stream (default trade; subscribing both would count every trade twice)")
     p.add_argument("--snapshot-limit", type=int, help="levels per side of REST snapshots (default 1000)")
     p.add_argument("--duration", type=_seconds, help="stop after this long (e.g. 30s, 2h); default: until Ctrl-C")
+    p.add_argument("--store", metavar="URI",
+                   help="also write events (and, for live, feature rows) into a store: parquet:DIR or "
+                        "postgresql://… (written in the background; see docs/storage.md)")
+    p.add_argument("--spill-dir", type=Path, metavar="DIR",
+                   help="where rows wait while the store is unavailable (default: under the flowbook data dir)")
     p.add_argument("--verbose", action="store_true", help="log connections, resyncs and errors to stderr")
 
 
@@ -110,15 +115,24 @@ async def _main(args: argparse.Namespace, venue: Any, symbols: list[str], ws: st
     from rich.live import Live
 
     from .live import LiveRunner
+    from .live.storesink import StoreSink, describe
     from .live.table import OfiAccumulator, live_table
+    from .store.errors import StoreError
     from .venues.binance.live import LiveConfig, LiveError
     from .venues.binance.rest import UnknownSymbol
 
     try:
         cfg = LiveConfig(depth_speed=args.depth_speed, trades=args.trades, ws_url=ws, rest_url=rest,
                          snapshot_limit=args.snapshot_limit)
-        runner = LiveRunner(venue=venue, symbols=symbols, config=cfg, compute_features=features, record=record)
-    except (LiveError, ValueError, OSError) as exc:
+        sink = None
+        if args.store:
+            from .features import FEATURE_COLUMNS, FeatureConfig
+
+            sink = StoreSink(args.store, venue.name, features=FeatureConfig() if features else None,
+                             columns=FEATURE_COLUMNS if features else (), spill_dir=args.spill_dir)
+        runner = LiveRunner(venue=venue, symbols=symbols, config=cfg, compute_features=features, record=record,
+                            store=sink)
+    except (LiveError, ValueError, OSError, StoreError) as exc:
         return _fail(exc)
     loop = asyncio.get_running_loop()
 
@@ -158,6 +172,8 @@ async def _main(args: argparse.Namespace, venue: Any, symbols: list[str], ws: st
             console.print(live_table(runner, ofi, features))
     finally:
         await runner.stop()
+    if sink is not None and runner.store_report is not None:
+        print(describe(runner.store_report, sink.uri, sink.spill_dir), file=sys.stderr)
     if runner.recorder is not None:
         print(f"recorded {runner.recorder.lines:,} lines into {len(runner.recorder.files)} files under "
               f"{runner.recorder.root}", file=sys.stderr)

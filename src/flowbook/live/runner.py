@@ -23,8 +23,10 @@ import numpy as np
 from ..events import DecimalGrid, Flag, Kind, from_array
 from ..events.model import Event
 from ..features import FEATURE_COLUMNS, FeatureConfig, FeatureEngine
+from ..store.writer import WriterReport
 from ..venues.registry import Venue, get, parse_target
 from .recorder import Recorder
+from .storesink import StoreSink
 from .values import BookView, FeatureSnapshot, LatencyWindow, SymbolStatus
 
 __all__ = ["LiveRunner", "DEFAULT_EVENT_KINDS"]
@@ -55,12 +57,16 @@ class LiveRunner:
         feature parameters; ``compute_features=False`` runs books-free (``flowbook record``).
     record:
         directory for a raw recording (see :mod:`flowbook.live.recorder`).
+    store:
+        a store URI (``parquet:DIR``, ``postgresql://…``) or a :class:`~flowbook.live.storesink.StoreSink`:
+        events, and feature rows when computed, are written there (see :mod:`flowbook.live.storesink`).
     """
 
     def __init__(self, target: str | None = None, *, venue: str | Venue | None = None,
                  symbols: Iterable[str] | None = None, config: object | None = None,
                  features: FeatureConfig | None = None, compute_features: bool = True,
-                 record: Path | str | None = None, recorder_options: dict | None = None) -> None:
+                 record: Path | str | None = None, recorder_options: dict | None = None,
+                 store: str | Path | StoreSink | None = None) -> None:
         if target is not None:
             v, syms = parse_target(target)
         else:
@@ -76,6 +82,10 @@ class LiveRunner:
                          if record is not None else None)
         self.adapter = _adapter_class(v)(v, syms, config, on_events=self._on_events,
                                          on_frame=self.recorder.write if self.recorder else None)
+        self.store = (store if isinstance(store, StoreSink) or store is None else
+                      StoreSink(store, v.name, features=self.feature_config if compute_features else None,
+                                columns=FEATURE_COLUMNS if compute_features else (),
+                                interval_ns=self.feature_config.interval_ns))
         self._engines: dict[str, FeatureEngine] = {}
         self._grids: dict[str, tuple[DecimalGrid, DecimalGrid]] = {}
         self._lat_ex = {s: LatencyWindow() for s in syms}
@@ -88,13 +98,14 @@ class LiveRunner:
         self._stop = asyncio.Event()
         self._flusher: asyncio.Task | None = None
         self.callback_errors = 0
+        self.store_report: WriterReport | None = None  # the store writer's closing report
         self.started = False
 
     # -- lifecycle
     async def start(self) -> None:
         await self.adapter.start()
         self.started = True
-        if self.recorder is not None:
+        if self.recorder is not None or self.store is not None:
             self._flusher = asyncio.create_task(self._flush_loop(), name="recorder-flush")
 
     async def stop(self) -> None:
@@ -106,6 +117,8 @@ class LiveRunner:
                 await self._flusher
         if self.recorder is not None:
             self.recorder.close()
+        if self.store is not None:
+            self.store_report = await asyncio.to_thread(self.store.close)
 
     def request_stop(self) -> None:
         """Ask :meth:`run` to return (safe from signal handlers on the loop)."""
@@ -130,10 +143,13 @@ class LiveRunner:
             await self.stop()
 
     async def _flush_loop(self) -> None:
-        assert self.recorder is not None
+        every = min(x.flush_interval for x in (self.recorder, self.store) if x is not None)
         while True:
-            await asyncio.sleep(self.recorder.flush_interval)
-            self.recorder.maybe_flush()
+            await asyncio.sleep(every)
+            if self.recorder is not None:
+                self.recorder.maybe_flush()
+            if self.store is not None and self.store.due():
+                self.store.flush()
 
     def _on_new_file(self, symbol: str, path: Path) -> None:
         log.info("event=rotate symbol=%s file=%s", symbol, path)
@@ -221,11 +237,13 @@ class LiveRunner:
             self._trusted[sym] = (int(bids.min()) if len(bids) else None, int(asks.max()) if len(asks) else None)
         if self._event_cbs:
             self._dispatch_events(sym, ev)
+        inst = self.adapter.feed.instruments[sid]
+        if self.store is not None and inst is not None:
+            self.store.add_events(sym, inst, ev)
         if not self.compute_features:
             return
         eng = self._engines.get(sym)
         if eng is None:
-            inst = self.adapter.feed.instruments[sid]
             if inst is None:
                 return
             eng = self._engines[sym] = FeatureEngine(inst, self.feature_config, out_rows=1024)
@@ -234,6 +252,8 @@ class LiveRunner:
         if not len(f):
             return
         self._lat_feat[sym].add(time.time_ns() - ii[:, 0])
+        if self.store is not None:
+            self.store.add_features(sym, eng.instrument, f, ii)
         self._rows[sym] += len(f)
         self._latest[sym] = (f[-1], ii[-1])
         if self._feature_cbs:

@@ -28,25 +28,21 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
-import polars as pl
 import psycopg
-from psycopg import pq, sql
-from psycopg.adapt import Transformer
+from psycopg import sql
 
 from ..events import Instrument
-from .bars import BARS, BARS_COLUMNS, MINUTE_NS, bucket_bounds, trade_bars
-from .bars import parse_interval as _interval
+from .bars import BARS
 from .errors import StoreError
 from .migrate import apply_migrations, valid_identifier
+from .pgbars import COPY_TYPE, PgBars
 from .pgcopy import HEADER, TRAILER, encode_rows, numeric_digits, row_dtype
-from .pgread import Unframed, copyable, decode_copy
+from .pgquery import PgQueries
 from .schema import NS_PER_DAY, TABLES, Batch, Column, Table, days_of
 
 __all__ = ["PostgresStore", "StoreUnavailable", "redact"]
 
 log = logging.getLogger("flowbook.store")
-_COPY_TYPE = {"ts": "int8", "i8": "int8", "i4": "int4", "i2": "int2", "f8": "float8", "price": "numeric",
-              "qty": "numeric", "text": "text"}
 _INT_KINDS = ("ts", "i8", "i4", "i2", "i1", "u1", "u2")
 _CHUNK_BYTES = 1 << 21  # COPY data encoded at a time: about 2 MB, which stays in the CPU cache
 
@@ -70,7 +66,7 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-class PostgresStore:
+class PostgresStore(PgBars, PgQueries):
     """Tables of ``flowbook.store.schema`` in one PostgreSQL schema.
 
     Parameters
@@ -305,7 +301,7 @@ class PostgresStore:
         with self.conn().cursor() as cur:
             if any(c.kind == "text" for c in t.data_columns):  # low-volume tables: psycopg adapts per row
                 with cur.copy(stmt) as cp:
-                    cp.set_types(["int4"] + [_COPY_TYPE[c.kind] for c in t.data_columns])
+                    cp.set_types(["int4"] + [COPY_TYPE[c.kind] for c in t.data_columns])
                     for b, iid in zip(bs, iids, strict=True):
                         vals = [_decimals(b, c) if c.kind in ("price", "qty") else b.columns[c.name].tolist()
                                 for c in t.data_columns]
@@ -415,164 +411,7 @@ class PostgresStore:
             conn.execute(sql.SQL("SELECT {}.fb_ensure_partition(%s, %s)").format(self._s), (t.name, _date(day)))
             return False
 
-    def _bars_sql(self, src: str) -> str:
-        """The statement that adds the bars of the trades in ``src`` (see migration 0003)."""
-        text = self._bars_text.get(src)
-        if text is None:
-            row = self.conn().execute(sql.SQL("SELECT {}.fb_trade_bars_sql(%s)").format(self._s), (src,)).fetchone()
-            assert row is not None
-            text = self._bars_text[src] = str(row[0])
-        return text
-
-    def _merge_sql(self) -> str:
-        """The ON CONFLICT clause that merges bars (``fb_trade_bars_merge()``, migration 0003)."""
-        text = self._bars_text.get("")
-        if text is None:
-            row = self.conn().execute(sql.SQL("SELECT {}.fb_trade_bars_merge()").format(self._s)).fetchone()
-            assert row is not None
-            text = self._bars_text[""] = str(row[0])
-        return text
-
-    def _add_bars(self, parts: Sequence[tuple[Batch, int]]) -> None:
-        """Merge the 1-minute bars of these (just inserted) trades into ``trade_bars_1m``."""
-        by_iid: dict[int, list[Batch]] = {}
-        for b, iid in parts:
-            by_iid.setdefault(iid, []).append(b)
-        bars = [trade_bars(bl, iid) for iid, bl in sorted(by_iid.items())]
-        stage = self._stage(f"stg_{BARS}", BARS)
-        cols = sql.SQL(", ").join(sql.Identifier(c) for c, _ in BARS_COLUMNS)
-        with self.conn().cursor() as cur:
-            if all(b.exact for b in bars):
-                with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(stage, cols)) as cp:
-                    cp.write(HEADER)
-                    for b in bars:
-                        cp.write(b.encode())
-                    cp.write(TRAILER)
-            else:  # a volume beyond int64: Python integers and Decimal, exact
-                with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(stage, cols)) as cp:
-                    cp.set_types([_COPY_TYPE[k] for _, k in BARS_COLUMNS])
-                    for b in bars:
-                        for row in b.rows():
-                            cp.write_row(row)
-            merge = self._merge_sql()
-            cur.execute(sql.SQL("INSERT INTO {}.{} AS b SELECT * FROM {} ORDER BY instrument_id, ts {}").format(
-                self._s, sql.Identifier(BARS), stage, sql.SQL(merge)))  # type: ignore[arg-type]
-            cur.execute(sql.SQL("DELETE FROM {}").format(stage))  # a later use in this transaction starts empty
-
     # -- reading and maintenance -------------------------------------------------------------------
-    def query(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pl.DataFrame:
-        """Run a read-only query; a polars DataFrame (``numeric`` columns as exact Decimal).
-
-        A SELECT (WITH, VALUES, TABLE) runs as ``COPY (query) TO STDOUT (FORMAT BINARY)`` and its rows
-        are decoded column by column with NumPy (:mod:`flowbook.store.pgread`): no Python object per
-        value for the common types.  Parameters are then bound on the client by psycopg (quoted
-        literals).  Other statements, and a query COPY refuses, are fetched the plain way.
-        """
-        return self._query(query, params, copy=True)
-
-    def _query(self, query: str, params: Sequence[Any] | dict[str, Any] | None, copy: bool) -> pl.DataFrame:
-        """:meth:`query`; ``copy=False`` fetches Python rows (psycopg's ``fetchall``): the tests' reference."""
-        conn = self.conn()
-        try:
-            with conn.transaction(force_rollback=True), conn.cursor(binary=True) as cur:
-                cur.execute("SET TRANSACTION READ ONLY")
-                if copy and copyable(query):
-                    df = self._copy_query(conn, cur, query, params)
-                    if df is not None:
-                        return df
-                cur.execute(query, params)  # type: ignore[arg-type]
-                if cur.description is None:
-                    raise StoreError("the statement returns no rows (use a SELECT)")
-                names = _unique([d.name for d in cur.description])
-                rows = cur.fetchall()
-        except psycopg.Error as exc:
-            raise self._fail(exc, "query") from exc
-        columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
-        return pl.DataFrame(dict(zip(names, columns, strict=True)), strict=False)
-
-    @staticmethod
-    def _copy_query(conn: psycopg.Connection, cur: psycopg.Cursor, query: str,
-                    params: Sequence[Any] | dict[str, Any] | None) -> pl.DataFrame | None:
-        """The rows of ``query`` through binary COPY; None when the plain path must run it instead."""
-        text = query if params is None else psycopg.ClientCursor(conn).mogrify(query, params)  # type: ignore[arg-type]
-        text = text.rstrip().rstrip(";")
-        enc = conn.info.encoding
-        pg = conn.pgconn
-        res = pg.prepare(b"", text.encode(enc))
-        if res.status != pq.ExecStatus.COMMAND_OK:
-            raise psycopg.errors.error_from_result(res, encoding=enc)
-        desc = pg.describe_prepared(b"")
-        if desc.status != pq.ExecStatus.COMMAND_OK:
-            raise psycopg.errors.error_from_result(desc, encoding=enc)
-        if desc.nfields == 0:
-            return None  # not a query that returns rows: the plain path says so
-        names = _unique([(desc.fname(i) or b"").decode(enc) for i in range(desc.nfields)])
-        oids = [desc.ftype(i) for i in range(desc.nfields)]
-        try:
-            # a savepoint: COPY refuses some texts PREPARE takes (a comment after a semicolon)
-            with conn.transaction(), cur.copy(f"COPY (\n{text}\n) TO STDOUT (FORMAT BINARY)") as cp:  # type: ignore[call-overload]
-                raw, lens = _copy_out(pg, cp, enc)
-        except psycopg.errors.SyntaxError:
-            return None
-        try:
-            return decode_copy(raw, lens, names, oids, Transformer(cur),
-                               getattr(conn.info.timezone, "key", None), enc.replace("-", "").lower() == "utf8")
-        except Unframed:
-            return None
-
-    def bars(self, symbol: str, start_ns: int, end_ns: int, interval: str | int = "1m",
-             venue: str | None = None) -> pl.DataFrame:
-        """Trade bars of one instrument: the ``interval`` buckets (aligned to the epoch) that start in
-        ``[start_ns, end_ns)`` and hold trades, in time order.
-
-        Columns: ``ts`` (bucket start, ``Datetime("ns")``), ``open``, ``high``, ``low``, ``close``,
-        ``volume``, ``buy_volume``, ``sell_volume`` (exact decimals) and ``trades``.  Whole minutes
-        (``"1m"``, ``"5m"``, ``"1h"``, ``"1d"``) come from ``trade_bars_1m``, kept at ingest; other
-        intervals (``"10s"``) are aggregated from the trades.  ``venue`` is needed only when the
-        symbol trades on several venues.
-        """
-        step = _interval(interval)
-        lo, hi = bucket_bounds(start_ns, end_ns, step)
-        where = {"venue": venue} if venue is not None else {}
-        found = self.query("SELECT instrument_id FROM instruments WHERE symbol = %(symbol)s"
-                           + (" AND venue = %(venue)s" if venue is not None else ""), {"symbol": symbol, **where})
-        if found.height > 1:
-            raise StoreError(f"{symbol} is stored for several venues; pass venue=")
-        p = {"i": int(found["instrument_id"][0]) if found.height else -1, "lo": lo, "hi": hi, "step": step}
-        cut = "%(step)s"
-        if step == MINUTE_NS:
-            q = ("SELECT ts AS bucket, open, high, low, close, volume, buy_volume, sell_volume, trades "
-                 "FROM trade_bars_1m WHERE instrument_id = %(i)s AND ts >= %(lo)s AND ts < %(hi)s ORDER BY ts")
-        elif step % MINUTE_NS == 0:
-            q = (f"SELECT ts - ((ts %% {cut}) + {cut}) %% {cut} AS bucket, (array_agg(open ORDER BY ts))[1] AS open, "
-                 "max(high) AS high, min(low) AS low, (array_agg(close ORDER BY ts DESC))[1] AS close, "
-                 "sum(volume) AS volume, sum(buy_volume) AS buy_volume, sum(sell_volume) AS sell_volume, "
-                 "sum(trades)::bigint AS trades FROM trade_bars_1m "
-                 "WHERE instrument_id = %(i)s AND ts >= %(lo)s AND ts < %(hi)s GROUP BY 1 ORDER BY 1")
-        else:
-            q = (f"SELECT ts_exchange - ((ts_exchange %% {cut}) + {cut}) %% {cut} AS bucket, "
-                 "(array_agg(price ORDER BY ts_exchange, trade_id, seq))[1] AS open, max(price) AS high, "
-                 "min(price) AS low, (array_agg(price ORDER BY ts_exchange DESC, trade_id DESC, seq DESC))[1] AS "
-                 "close, sum(qty) AS volume, coalesce(sum(qty) FILTER (WHERE side > 0), 0) AS buy_volume, "
-                 "coalesce(sum(qty) FILTER (WHERE side < 0), 0) AS sell_volume, count(*) AS trades FROM trades "
-                 "WHERE instrument_id = %(i)s AND ts_exchange >= %(lo)s AND ts_exchange < %(hi)s GROUP BY 1 ORDER BY 1")
-        df = self.query(q, p)
-        return df.rename({"bucket": "ts"}).with_columns(pl.col("ts").cast(pl.Datetime("ns")))
-
-    def rebuild_bars(self, start_ns: int | None = None, end_ns: int | None = None) -> int:
-        """Recompute ``trade_bars_1m`` of ``[start_ns, end_ns)`` (whole minutes; default: everything)
-        from the stored trades, e.g. after trades were changed by hand; returns the bars written."""
-        lo = -(2**63) + MINUTE_NS if start_ns is None else int(start_ns)
-        hi = 2**63 - 1 if end_ns is None else int(end_ns)
-        return int(self._call("fb_rebuild_trade_bars", lo, hi))
-
-    def query_pandas(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
-        try:
-            import pandas  # noqa: F401
-        except ImportError as exc:
-            raise StoreError("pandas is not installed (pip install 'flowbook[pandas]')") from exc
-        return self._query(query, params, copy=True).to_pandas()
-
     def _call(self, func: str, *args: Any) -> Any:
         conn = self.conn()
         try:
@@ -639,59 +478,3 @@ def _date(day: int) -> date:
 def _decimals(b: Batch, c: Column) -> list[Decimal]:
     step = Decimal(b.instrument.tick_size if c.kind == "price" else b.instrument.lot_size)
     return [Decimal(v) * step for v in b.columns[c.name].tolist()]
-
-
-def _copy_out(pg: pq.abc.PGconn, cp: psycopg.Copy, enc: str) -> tuple[bytes, np.ndarray]:
-    """The CopyData messages of a running ``COPY … TO STDOUT`` end to end, and their lengths.
-
-    Messages libpq already holds are taken with non-blocking ``PQgetCopyData`` calls (psycopg's
-    ``Copy.read`` costs several microseconds per row: one message is one row); when none is
-    buffered, ``Copy.read`` waits for the next one, interruptibly.  Every 65,536 messages are joined
-    into one block, so a large result holds few Python objects.  At the end the command's final
-    result is read here, and an error (a failure in the middle of the rows) is raised.
-    """
-    blocks: list[bytes] = []
-    lens: list[int] = []
-    pending: list[Any] = []
-    append, get = pending.append, pg.get_copy_data
-
-    def flush() -> None:
-        blocks.append(b"".join(pending))
-        lens.extend(map(len, pending))
-        pending.clear()
-
-    finished = False
-    while True:
-        nbytes, data = get(1)
-        if nbytes > 0:
-            append(data)
-            if len(pending) >= 65536:
-                flush()
-        elif nbytes == 0:
-            more = cp.read()  # waits; b"" once psycopg has read the end and the final result itself
-            if not more:
-                finished = True
-                break
-            append(more)
-        else:
-            break
-    flush()
-    if not finished:
-        error: psycopg.Error | None = None
-        while (res := pg.get_result()) is not None:  # to the end, so the connection is idle again
-            if res.status != pq.ExecStatus.COMMAND_OK and error is None:
-                error = psycopg.errors.error_from_result(res, encoding=enc)
-        if error is not None:
-            raise error
-    return b"".join(blocks) if len(blocks) > 1 else blocks[0], np.array(lens, np.int64)
-
-
-def _unique(names: list[str]) -> list[str]:
-    """Column names made unique for a DataFrame (``count``, ``count_1``, …)."""
-    seen: dict[str, int] = {}
-    out = []
-    for n in names:
-        k = seen.get(n, 0)
-        seen[n] = k + 1
-        out.append(n if k == 0 else f"{n}_{k}")
-    return out

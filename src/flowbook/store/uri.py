@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .parquet import ParquetStore
     from .postgres import PostgresStore
 
-__all__ = ["open_store", "default_root", "split_pg_uri"]
+__all__ = ["open_store", "default_root", "split_pg_uri", "is_postgres_uri", "display_uri"]
 
 ENV_STORE = "FLOWBOOK_STORE"
 ENV_PG_DSN = "FLOWBOOK_PG_DSN"
@@ -57,6 +57,22 @@ def split_pg_uri(uri: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(query=rest)), schema
 
 
+def is_postgres_uri(text: str) -> bool:
+    """True when ``text`` names a PostgreSQL store (a URI or a libpq ``key=value`` string)."""
+    return text.startswith(("postgresql:", "postgres:")) or ("=" in text and "dbname" in text)
+
+
+def display_uri(uri: str | Path) -> str:
+    """``uri`` for messages: a PostgreSQL DSN without its password."""
+    text = str(uri)
+    if not is_postgres_uri(text):
+        return text
+    from .postgres import redact
+
+    dsn, schema = split_pg_uri(text)
+    return f"{redact(dsn)}?schema={schema}"
+
+
 def open_store(uri: str | Path | None = None, **options: object) -> ParquetStore | PostgresStore:
     """The store named by ``uri`` (see the module docstring); options go to the store's constructor."""
     text = str(uri) if uri is not None else os.environ.get(ENV_STORE, "")
@@ -64,7 +80,7 @@ def open_store(uri: str | Path | None = None, **options: object) -> ParquetStore
         from .parquet import ParquetStore
 
         return ParquetStore(default_root(), **options)  # type: ignore[arg-type]
-    if text.startswith(("postgresql:", "postgres:")) or ("=" in text and "dbname" in text):
+    if is_postgres_uri(text):
         from .postgres import PostgresStore
 
         dsn, schema = split_pg_uri(text)
