@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--format", dest="fmt", help="force the recording format (e.g. binance-raw, cryptofeed, lobster)")
     rp.add_argument("--depth-levels", type=int, default=20, help="N for top-N features (default 20)")
     rp.add_argument("--band-bps", type=float, default=10.0, help="band around the mid for depth (default 10 bps)")
+    rp.add_argument("--features", default="core", metavar="GROUPS",
+                    help="core (default), all, or groups such as profile,vpin,cost,detectors "
+                         "(the catalog: docs/analytics.md)")
     rp.add_argument("--no-archive", action="store_true", help="do not read or write the event archive")
     rp.add_argument("--quiet", action="store_true", help="no progress bar")
     rp.add_argument("--store", metavar="URI",

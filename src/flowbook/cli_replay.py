@@ -52,6 +52,9 @@ def run_replay(args: argparse.Namespace) -> int:
         depth_levels=args.depth_levels,
         band_bps=args.band_bps,
     )
+    from .features.catalog import resolve_groups
+
+    groups = resolve_groups(getattr(args, "features", "core"))  # an unknown group: ValueError, one line
     for p in args.paths:
         if not p.exists():
             raise FileNotFoundError(f"{p}: no such file")
@@ -66,7 +69,8 @@ def run_replay(args: argparse.Namespace) -> int:
 
         try:
             s = replay(args.paths, args.out, cfg, strict=args.strict, fmt=args.fmt,
-                       use_archive=not args.no_archive, progress=progress, store=getattr(args, "store", None))
+                       use_archive=not args.no_archive, progress=progress, store=getattr(args, "store", None),
+                       groups=groups)
         except SyncError as exc:
             console.print(f"flowbook: strict mode stopped: {exc}", markup=False, highlight=False)
             return 3
@@ -76,6 +80,10 @@ def run_replay(args: argparse.Namespace) -> int:
     if len(s.issues) > 20:
         console.print(f"  ... and {len(s.issues) - 20} more issues")
     print(f"wrote {s.rows:,} rows to {args.out}", file=sys.stdout)
+    if s.detections >= 0:
+        from .replay.run import detections_path
+
+        print(f"wrote {s.detections:,} detector events to {detections_path(args.out)}", file=sys.stdout)
     if s.stored:
         print(f"stored {', '.join(f'{t} {n:,}' for t, n in s.stored.items())} rows into {s.store}")
     return 0

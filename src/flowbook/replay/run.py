@@ -16,7 +16,7 @@ from ..venues.binance import SyncError
 from .archive import archive_path, fingerprint, read_archive, write_archive
 from .sources import Loaded, load
 
-__all__ = ["ReplaySummary", "replay", "features_frame"]
+__all__ = ["ReplaySummary", "replay", "features_frame", "detections_path"]
 
 
 @dataclass
@@ -40,6 +40,7 @@ class ReplaySummary:
     from_archive: bool = False
     issues: list[str] = field(default_factory=list)
     stored: dict[str, int] = field(default_factory=dict)  # rows new to the --store, per table
+    detections: int = -1  # detector events written (-1: detectors not run)
     store: str = ""  # that store's URI (no password)
 
     @property
@@ -48,10 +49,12 @@ class ReplaySummary:
         return self.levels_applied / self.seconds if self.seconds > 0 else 0.0
 
 
-def features_frame(rows: list[tuple[str, np.ndarray, np.ndarray]], interval: bool) -> pl.DataFrame:
-    """Feature rows of several symbols as one DataFrame sorted by time."""
+def features_frame(rows: list[tuple[str, np.ndarray, np.ndarray]], interval: bool,
+                   extras: list[dict[str, np.ndarray]] | None = None) -> pl.DataFrame:
+    """Feature rows of several symbols as one DataFrame sorted by time; ``extras`` (one dict per
+    symbol) adds the catalog's columns (:mod:`flowbook.features.catalog`)."""
     frames = []
-    for sym, f, ii in rows:
+    for k, (sym, f, ii) in enumerate(rows):
         cols: dict[str, object] = {
             "ts_local": ii[:, 0],
             "ts_exchange": ii[:, 1],
@@ -60,6 +63,8 @@ def features_frame(rows: list[tuple[str, np.ndarray, np.ndarray]], interval: boo
         }
         for j, name in enumerate(FEATURE_COLUMNS):
             cols[name] = f[:, j]
+        if extras:
+            cols.update(extras[k])
         frames.append(pl.DataFrame(cols))
     if not frames:
         schema = {"ts_local": pl.Int64, "ts_exchange": pl.Int64, "symbol": pl.Utf8, "update_id": pl.Int64}
@@ -85,12 +90,15 @@ def replay(
     use_archive: bool = True,
     progress: Callable[[str, int], None] | None = None,
     store: str | Path | object | None = None,
+    groups: list[str] | None = None,
 ) -> ReplaySummary:
     """Replay recordings through the book and the core features into ``out`` (Parquet).
 
     ``store`` (a store URI such as ``parquet:DIR`` / ``postgresql://…``, or an open store) also
     receives the normalized events and the feature rows (see ``docs/storage.md``); it is opened
-    first, so an unreachable database fails the run before any work.
+    first, so an unreachable database fails the run before any work.  ``groups`` adds feature groups
+    of the catalog (:func:`flowbook.features.catalog.resolve_groups`); with ``"detectors"`` among them
+    the detectors' events go to ``<out>.detections.parquet``.
     """
     cfg = config or FeatureConfig()
     t0 = time.perf_counter()
@@ -133,6 +141,8 @@ def replay(
         summary.ts_first = int(ev["ts_local"][ev["ts_local"] > 0].min())
         summary.ts_last = int(ev["ts_local"].max())
     rows = []
+    extras: list[dict[str, np.ndarray]] = []
+    found: list[pl.DataFrame] = []
     for sid, inst in enumerate(loaded.instruments):
         idx = np.flatnonzero(ev["symbol"] == sid)
         if idx.size == 0:
@@ -149,11 +159,27 @@ def replay(
         summary.book_messages += eng.stats.book_messages
         f, ii = eng.take()
         rows.append((inst.symbol, f, ii))
+        if groups:
+            from ..features import catalog
+
+            clock = "ts_exchange" if cfg.interval_ns > 0 and cfg.clock == "exchange" else "ts_local"
+            # the time each row was known: buffered diffs applied after a snapshot carry earlier receive
+            # times than the snapshot, so a row's knowledge time is the running maximum
+            known = np.maximum.accumulate(ii[:, 0]) if len(ii) else ii[:, 0]
+            extras.append(catalog.columns(groups, ev[idx], inst, known, clock))
+            if "detectors" in groups:
+                found.append(catalog.detections(ev[idx], inst))
         if progress:
             progress("features", int(idx.size))
-    df = features_frame(rows, interval=cfg.interval_ns > 0)
+    df = features_frame(rows, interval=cfg.interval_ns > 0, extras=extras if groups else None)
     out.parent.mkdir(parents=True, exist_ok=True)
     df.write_parquet(out, compression="zstd")
+    if groups and "detectors" in groups:
+        from ..features.catalog import DETECTION_SCHEMA
+
+        det = pl.concat(found).sort("ts", maintain_order=True) if found else pl.DataFrame(schema=DETECTION_SCHEMA)
+        det.write_parquet(detections_path(out), compression="zstd")
+        summary.detections = det.height
     summary.rows = df.height
     if sink is not None:
         from ..store import write_replay
@@ -164,6 +190,11 @@ def replay(
             sink.close()
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def detections_path(out: Path) -> Path:
+    """Where ``replay`` writes the detectors' events for the features file ``out``."""
+    return out.with_name(out.stem + ".detections.parquet")
 
 
 def run_symbol(inst: Instrument, events: np.ndarray, cfg: FeatureConfig) -> FeatureEngine:

@@ -1,0 +1,217 @@
+"""The feature catalog beyond the core row: column groups computed at the core rows' sample times.
+
+``flowbook replay --features all`` (or a list such as ``--features profile,vpin``) adds these groups'
+columns to every feature row, and writes the detectors' events beside the features file.  Each group
+is a function ``(events, instrument, sample_ts, clock) -> {column: array}`` over one instrument's
+events (arrival order) that uses only events whose ``clock`` time is ≤ each sample time; the
+functions are the analytics modules' own series entry points (docs/analytics.md), so the catalog
+adds no formula of its own.
+
+Groups and columns (prices in quote units, sizes in base units):
+
+* ``profile``: session volume profile of the trades (reset at 00:00 UTC): ``profile_poc``,
+  ``profile_val``, ``profile_vah`` (the lowest price of the row; one row = one tick by default),
+  ``profile_vwap``, ``profile_volume``.
+* ``vpin``: intraday VPIN (bulk volume classification on 1 s bars, 50 buckets per value).  The
+  bucket volume is a tenth of the volume traded in the first ``vpin_calibration_ns`` (1 min), so a
+  value spans about 5 minutes of typical flow (the daily convention, 50 buckets a day, needs days of
+  data: use :func:`flowbook.features.vpin.vpin` with ``bucket_lots_for``).  Samples before the
+  calibration ends are NaN: the size is known only then, so there is no look-ahead.
+* ``cost``: walking the book for ``cost_quote`` of quote currency each way: ``cost_buy_bps``,
+  ``cost_sell_bps`` (slippage against the mid), ``cost_buy_levels``, ``cost_sell_levels``.  The walk
+  is taken on the book at each multiple of ``cost_every_ns`` (1 s) of the clock, and a row carries the
+  walk of the latest such time at or before it (a walk costs tens of microseconds; one per row would
+  dominate the replay).  NaN before the first refresh, while the book is unsynced, and for inverse
+  instruments (book walks are defined for linear ones).
+* ``micro``, ``liquidity``, ``futures``: the microstructure, liquidity and futures-context modules,
+  when present (:data:`GROUPS` lists what this installation has).
+
+Detector events (``detectors``) are not columns: :func:`detections` returns them as a table.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+import polars as pl
+
+from ..events import Instrument, Kind
+
+__all__ = ["GROUPS", "CatalogConfig", "DETECTION_SCHEMA", "resolve_groups", "columns", "detections"]
+
+NS_MIN = 60_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogConfig:
+    cost_quote: float = 100_000.0  # size of the book walk, quote currency
+    cost_every_ns: int = 1_000_000_000  # the walk's refresh clock
+    vpin_calibration_ns: int = NS_MIN  # the bucket size is set from this first stretch of trades
+    vpin_buckets_per_calibration: int = 10  # bucket volume = calibration volume / this
+    vpin_buckets: int = 50  # buckets per VPIN value
+    vpin_bar_ns: int = 1_000_000_000  # bulk-volume-classification bars
+
+
+def _trades(events: np.ndarray, clock: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    t = events[events["kind"] == Kind.TRADE]
+    ts = t[clock].astype(np.int64)
+    order = np.argsort(ts, kind="stable")  # the exchange clock of trades may step back across streams
+    return ts[order], t["price"][order].astype(np.int64), t["qty"][order].astype(np.int64), \
+        t["side"][order].astype(np.int64)
+
+
+def _px(inst: Instrument) -> float:
+    return float(Decimal(inst.tick_size))
+
+
+def _qty(inst: Instrument) -> float:
+    return float(Decimal(inst.lot_size))
+
+
+def _profile(events: np.ndarray, inst: Instrument, sample_ts: np.ndarray, clock: str,
+             cfg: CatalogConfig) -> dict[str, np.ndarray]:
+    from .profile import NO_ROW, ProfileConfig, profile_series, trades
+
+    pc = ProfileConfig()
+    ts, price, qty, _ = _trades(events, clock)
+    s = profile_series(trades(ts, price, qty), sample_ts, pc)
+    px = _px(inst)
+
+    def row_price(rows: np.ndarray) -> np.ndarray:
+        return np.where(rows == NO_ROW, np.nan, rows * pc.bin_ticks * px)
+
+    return {"profile_poc": row_price(s.poc), "profile_val": row_price(s.val), "profile_vah": row_price(s.vah),
+            "profile_vwap": s.vwap_ticks * px, "profile_volume": s.total * _qty(inst)}
+
+
+def _vpin(events: np.ndarray, inst: Instrument, sample_ts: np.ndarray, clock: str,
+          cfg: CatalogConfig) -> dict[str, np.ndarray]:
+    from .vpin import VpinConfig, vpin
+
+    out = np.full(len(sample_ts), np.nan)
+    ts, price, qty, side = _trades(events, clock)
+    if len(ts):
+        cal_end = int(ts[0]) + cfg.vpin_calibration_ns
+        cal = ts <= cal_end
+        lots = int(qty[cal].sum())
+        if lots > 0:
+            size = max(1, lots // cfg.vpin_buckets_per_calibration)
+            v = vpin(ts, price, qty, side, VpinConfig(bucket_lots=size, n_buckets=cfg.vpin_buckets,
+                                                      bar_ns=cfg.vpin_bar_ns))
+            out = np.where(np.asarray(sample_ts) >= cal_end, v.at(sample_ts), np.nan)
+    return {"vpin": out}
+
+
+def _cost(events: np.ndarray, inst: Instrument, sample_ts: np.ndarray, clock: str,
+          cfg: CatalogConfig) -> dict[str, np.ndarray]:
+    from .impact import cost_series
+
+    n = len(sample_ts)
+    cols = {c: np.full(n, np.nan) for c in ("cost_buy_bps", "cost_sell_bps", "cost_buy_levels", "cost_sell_levels")}
+    if inst.inverse or not len(events):
+        return cols
+    if n == 0:
+        return cols
+    # the walk is refreshed on a clock grid; a row carries the walk of the latest grid time <= its time
+    step = cfg.cost_every_ns
+    t = np.asarray(sample_ts, np.int64)
+    grid = np.arange(-(-int(t[0]) // step) * step, int(t[-1]) + 1, step, dtype=np.int64)
+    if not len(grid):
+        return cols
+    walks = cost_series(events, inst, grid, cfg.cost_quote, "quote", clock=clock)
+    g = {c: np.full(len(grid), np.nan) for c in cols}
+    for j, c in enumerate(walks):
+        if c is not None:
+            g["cost_buy_bps"][j] = c.buy.slippage_mid_bps
+            g["cost_sell_bps"][j] = c.sell.slippage_mid_bps
+            g["cost_buy_levels"][j] = c.buy.levels
+            g["cost_sell_levels"][j] = c.sell.levels
+    at = np.searchsorted(grid, t, side="right") - 1
+    ok = at >= 0
+    for c in cols:
+        cols[c][ok] = g[c][at[ok]]
+    return cols
+
+
+GroupFn = Callable[[np.ndarray, Instrument, np.ndarray, str, CatalogConfig], dict[str, np.ndarray]]
+
+# groups provided by other analytics modules: (module, function) — present when the module is
+_EXTERNAL: dict[str, tuple[str, str]] = {
+    "micro": ("flowbook.features.micro", "catalog_columns"),
+    "liquidity": ("flowbook.features.liquidity", "catalog_columns"),
+    "futures": ("flowbook.features.futures", "catalog_columns"),
+}
+
+
+def _external(name: str) -> GroupFn | None:
+    module, func = _EXTERNAL[name]
+    try:
+        return getattr(importlib.import_module(module), func)
+    except (ImportError, AttributeError):
+        return None
+
+
+def _groups() -> dict[str, GroupFn]:
+    out: dict[str, GroupFn] = {"profile": _profile, "vpin": _vpin, "cost": _cost}
+    for name in _EXTERNAL:
+        fn = _external(name)
+        if fn is not None:
+            out[name] = fn
+    return out
+
+
+GROUPS: tuple[str, ...] = ("profile", "vpin", "cost", *_EXTERNAL, "detectors")
+
+
+def resolve_groups(spec: str | Sequence[str]) -> list[str]:
+    """``"core"`` -> [], ``"all"`` -> every available group, else the named groups (checked)."""
+    names = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
+    available = [*_groups(), "detectors"]
+    if names in (["core"], []):
+        return []
+    if names == ["all"]:
+        return available
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise ValueError(f"unknown feature group(s) {', '.join(unknown)}: choose from core, all, "
+                         f"{', '.join(available)}")
+    return names
+
+
+def columns(groups: Sequence[str], events: np.ndarray, inst: Instrument, sample_ts: np.ndarray,
+            clock: str = "ts_local", cfg: CatalogConfig | None = None) -> dict[str, np.ndarray]:
+    """The columns of ``groups`` (detectors excluded) at ``sample_ts`` for one instrument's events."""
+    cfg = cfg or CatalogConfig()
+    fns = _groups()
+    out: dict[str, np.ndarray] = {}
+    t = np.asarray(sample_ts, np.int64)
+    for g in groups:
+        if g == "detectors":
+            continue
+        for name, col in fns[g](events, inst, t, clock, cfg).items():
+            if len(col) != len(t):
+                raise RuntimeError(f"feature group {g}: column {name} has {len(col)} values for {len(t)} samples")
+            out[name] = np.asarray(col)
+    return out
+
+
+DETECTION_SCHEMA = {"ts": pl.Int64, "symbol": pl.Utf8, "detector": pl.Utf8, "side": pl.Int8, "price": pl.Float64,
+                    "volume": pl.Float64, "notional": pl.Float64, "count": pl.Int64, "confidence": pl.Float64,
+                    "description": pl.Utf8}
+
+
+def detections(events: np.ndarray, inst: Instrument) -> pl.DataFrame:
+    """The detectors' events of one instrument as a table (docs/detectors.md)."""
+    from ..detectors import detect
+
+    rows = detect(events, inst)
+    return pl.DataFrame({
+        "ts": [d.ts for d in rows], "symbol": [inst.symbol] * len(rows), "detector": [d.kind.name.lower() for d in rows],
+        "side": [d.side for d in rows], "price": [d.price for d in rows], "volume": [d.volume for d in rows],
+        "notional": [d.notional for d in rows], "count": [d.count for d in rows],
+        "confidence": [d.confidence for d in rows], "description": [d.description for d in rows],
+    }, schema=DETECTION_SCHEMA)
