@@ -114,13 +114,14 @@ class Scale:
 
     @staticmethod
     def from_events(events: np.ndarray) -> Scale:
-        tr = events[events["kind"] == Kind.TRADE]
-        lv = events[(events["kind"] == Kind.BOOK_SET) & (events["qty"] > 0)]
+        kind, qty = events["kind"], events["qty"]  # field views: no copy of whole records
+        tr = np.flatnonzero(kind == Kind.TRADE)
+        lv = np.flatnonzero((kind == Kind.BOOK_SET) & (qty > 0))
         if not len(tr) and not len(lv):
             raise ValueError("no trades and no book levels to scale the detectors on")
-        price = int(tr["price"][0]) if len(tr) else int(lv["price"][len(lv) // 2])
-        return Scale(float(np.median(tr["qty"])) if len(tr) else 1.0,
-                     float(np.median(lv["qty"])) if len(lv) else 1.0, max(price, 1))
+        price = int(events["price"][tr[0]]) if len(tr) else int(events["price"][lv[len(lv) // 2]])
+        return Scale(float(np.median(qty[tr])) if len(tr) else 1.0,
+                     float(np.median(qty[lv])) if len(lv) else 1.0, max(price, 1))
 
 
 # integer parameter slots

@@ -184,24 +184,26 @@ def cost_series(events: np.ndarray, inst: Instrument, sample_ts: np.ndarray, siz
     first = np.flatnonzero((events["kind"] == Kind.BOOK_SET) & (events["qty"] > 0))
     book = L2Book(window=default_window(int(events["price"][first[0]]) if first.size else 1 << 12))
     clk = events[clock]
+    kind = events["kind"]
+    clear_at = np.flatnonzero(kind == Kind.BOOK_CLEAR)  # found once, not per sample
+    snap_end_at = np.flatnonzero((kind == Kind.BOOK_SET) & (events["flags"] & Flag.SNAPSHOT_END != 0))
     out: list[BookCost | None] = []
     pos, synced = 0, False
-    for t in np.asarray(sample_ts, np.int64):
-        end = int(np.searchsorted(clk, t, side="right"))
-        chunk = events[pos:end]
-        clears = np.flatnonzero(chunk["kind"] == Kind.BOOK_CLEAR)
-        start = 0
-        for c in clears:
-            book.apply(chunk[start:c])
-            book.clear()
-            start = c + 1
-        book.apply(chunk[start:])
-        ends = np.flatnonzero((chunk["kind"] == Kind.BOOK_SET) & (chunk["flags"] & Flag.SNAPSHOT_END != 0))
-        if ends.size and (not clears.size or ends[-1] > clears[-1]):
-            synced = True
-        elif clears.size:
-            synced = False
-        pos = max(pos, end)
+    for end in np.searchsorted(clk, np.asarray(sample_ts, np.int64), side="right").tolist():
+        if end > pos:
+            c0, c1 = np.searchsorted(clear_at, (pos, end)).tolist()
+            start = pos
+            for c in clear_at[c0:c1].tolist():
+                book.apply(events[start:c])
+                book.clear()
+                start = c + 1
+            book.apply(events[start:end])
+            s0, s1 = np.searchsorted(snap_end_at, (pos, end)).tolist()
+            if s1 > s0 and (c1 == c0 or snap_end_at[s1 - 1] > clear_at[c1 - 1]):
+                synced = True
+            elif c1 > c0:
+                synced = False
+            pos = end
         out.append(book_cost(book, size, unit, inst) if synced else None)
     return out
 
