@@ -59,10 +59,19 @@ def test_live_prints_the_table(sim, capsys: pytest.CaptureFixture) -> None:  # n
         assert word in out
 
 
+def test_live_poll_mode_prints_the_table(sim, capsys: pytest.CaptureFixture) -> None:  # noqa: ANN001
+    """``--poll``: no WebSocket, REST snapshots (20 levels) and trades; the table as usual."""
+    assert run(_args("live", "binance-usdm:AAAUSDT", "--base-url", sim.url, "--poll", "200ms",
+                     "--duration", "1500ms")) == 0
+    out = capsys.readouterr().out
+    assert "AAAUSDT" in out and "synced" in out
+    assert sim.stats["trades_requests"] >= 2
+
+
 @pytest.mark.parametrize("argv, message", [
     (["live", "kraken:XBTUSD"], "unknown venue 'kraken'"),
     (["live", "binance-usdm"], "expected VENUE:SYMBOL"),
-    (["live", "binance-coinm:BTCUSD_PERP"], "has no live adapter yet"),
+    (["live", "binance-usdm:BTCUSDT", "--poll", "1s", "--snapshot-limit", "30"], "snapshot limit 30 not offered"),
     (["live", "binance-usdm:BTC-USDT"], "not a symbol"),
     (["live", "binance-usdm:FOOUSDT", "--base-url", "SIM"], "unknown symbol FOOUSDT on binance-usdm"),
     (["live", "binance-usdm:BBBUSDT", "--base-url", "SIM"], "subscription rejected"),

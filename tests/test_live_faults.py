@@ -26,7 +26,7 @@ from flowbook.testing.simulator import (
 from flowbook.venues.binance.live import LiveConfig
 
 SYMBOLS = ["AAAUSDT", "BBBUSDT"]
-STREAMS = 2 * 5  # depth, trade, bookTicker, forceOrder, markPrice per symbol
+STREAMS = 2 * 5  # the broadcast starts with 5 of each symbol's 6 streams (depth, trade, bookTicker, ticker, ...)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -109,7 +109,25 @@ def _after_sync(kind: str, offsets: list[int], symbol: str = "AAAUSDT"):  # noqa
     return during
 
 
-@pytest.mark.parametrize("kind", ["drop", "duplicate", "reorder"])
+def test_duplicated_diffs_and_trades_are_dropped_without_a_resync(recordings: list[Path]) -> None:
+    """A repeated frame (the same diff, the same trade) changes nothing: counted, no gap, no resync."""
+    async def during(sim: BinanceSimulator, runner: LiveRunner) -> None:
+        await _synced(sim, runner)
+        depth = [i for i in sim.source.indices("depth", "AAAUSDT") if i > sim.position + 2 * sim.chunk]
+        trades = [i for i in sim.source.indices("trade", "AAAUSDT") if i > sim.position + 2 * sim.chunk]
+        for i in (depth[10], depth[120], trades[5], trades[50]):
+            sim.faults.at(i, "duplicate")
+
+    runner, sim, rows = asyncio.run(_session(recordings, FaultPlan(), during=during))
+    _check(runner, sim, rows)
+    a = runner.adapter.stats["AAAUSDT"]
+    assert (a.gaps, a.resyncs, a.snapshots, a.duplicates) == (0, 0, 1, 4)
+    feed = runner.adapter.feed.stats
+    assert (feed.diffs_duplicate, feed.trades_duplicate) == (2, 2)
+    assert runner.status()["AAAUSDT"].duplicates == 4
+
+
+@pytest.mark.parametrize("kind", ["drop", "reorder"])
 def test_stream_fault_resyncs_that_symbol_only(recordings: list[Path], kind: str) -> None:
     runner, sim, rows = asyncio.run(_session(recordings, FaultPlan(), during=_after_sync(kind, [10, 120])))
     _check(runner, sim, rows)
@@ -209,7 +227,7 @@ def test_futures_streams_are_routed_split_and_parsed(recordings: list[Path]) -> 
     runner, sim, rows = asyncio.run(_session(
         recordings, FaultPlan(), during=during, setup=setup,
         sim_kw={"enforce_routes": True, "mark_price_every": 20, "liquidation_every": 5},
-        cfg_kw={"max_streams_per_connection": 3}))
+        cfg_kw={"max_streams_per_connection": 3, "ticker": False}))
     _check(runner, sim, rows)
     assert len(runner.adapter.connections) == 4  # /public: 2 streams x 2 symbols; /market: 3 x 2
     assert sorted(seen) == sorted(

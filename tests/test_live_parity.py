@@ -1,6 +1,6 @@
-"""Live equals replay: features computed live against the simulator replaying a real recording equal the
-features ``flowbook replay`` computes from that recording, and replaying what the live session recorded
-gives back every live row exactly (same code path, same order, same times)."""
+"""Live equals replay (spot, USD-M, COIN-M): features computed live against the simulator replaying a real
+recording equal the features ``flowbook replay`` computes from that recording, and replaying what the live
+session recorded gives back every live row exactly (same code path, same order, same times)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from flowbook.venues.binance.live import LiveConfig
 CASES = {  # venue, recording, symbol, lines kept
     "spot": ("binance", "hftbacktest/spot/btcusdt_20240808.gz", "BTCUSDT", 9000),
     "usdm": ("binance-usdm", "hftbacktest/usdm/ethusdt_20240808.gz", "ETHUSDT", 9000),
+    "coinm": ("binance-coinm", "hftbacktest/cm/btcusd_perp_20240808.gz", "BTCUSD_PERP", 9000),
 }
 
 

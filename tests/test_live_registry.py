@@ -41,7 +41,8 @@ def test_targets_parse() -> None:
     v, syms = parse_target("binance-usdm:btcusdt, ETHUSDT,btcusdt")
     assert v.name == "binance-usdm" and syms == ["BTCUSDT", "ETHUSDT"]
     for bad, msg in [("binance", "expected VENUE"), ("nope:BTCUSDT", "unknown venue"), ("binance:", "expected"),
-                     ("binance:BTC/USDT", "not a symbol"), ("binance-coinm:BTCUSD_PERP", "no live adapter")]:
+                     ("binance:BTC/USDT", "not a symbol")]:
         with pytest.raises(UnknownVenue, match=msg):
             parse_target(bad)
     assert parse_target("binance-coinm:BTCUSD_PERP", live=False)[1] == ["BTCUSD_PERP"]
+    assert parse_target("binance-coinm:BTCUSD_PERP")[0].live is not None  # COIN-M is live too

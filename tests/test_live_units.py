@@ -64,15 +64,16 @@ def test_connections_split_by_route_and_stream_limit() -> None:
     plan = plan_connections(usdm, syms, LiveConfig(ws_url="ws://h:1"))
     public = [p for p in plan if "/public/" in p[0]]
     market = [p for p in plan if "/market/" in p[0]]
-    assert sum(len(p[1]) for p in public) == 300 and sum(len(p[1]) for p in market) == 450
+    assert sum(len(p[1]) for p in public) == 300 and sum(len(p[1]) for p in market) == 600  # + @ticker
     assert all(len(p[1]) <= 200 for p in plan) and len(plan) == 2 + 3
     for url, streams, symbols in plan:  # a symbol's streams of one route share one connection
         assert url.endswith("streams=" + "/".join(streams))
         assert {s.split("@")[0].upper() for s in streams} == set(symbols)
     flat = plan_connections(usdm, ["BTCUSDT"], LiveConfig(route_streams=False, depth_speed="0ms"))
     assert flat == [("wss://fstream.binance.com/stream?streams=btcusdt@depth@0ms/btcusdt@trade/btcusdt@bookTicker/"
-                     "btcusdt@forceOrder/btcusdt@markPrice@1s", flat[0][1], ["BTCUSDT"])]
-    sp = plan_connections(spot, ["BTCUSDT"], LiveConfig(depth_speed="1000ms", trades="aggTrade", book_ticker=False))
+                     "btcusdt@ticker/btcusdt@forceOrder/btcusdt@markPrice@1s", flat[0][1], ["BTCUSDT"])]
+    sp = plan_connections(spot, ["BTCUSDT"], LiveConfig(depth_speed="1000ms", trades="aggTrade", book_ticker=False,
+                                                        ticker=False))
     assert sp[0][1] == ["btcusdt@depth", "btcusdt@aggTrade"]
     with pytest.raises(LiveError, match="not offered"):
         plan_connections(spot, ["BTCUSDT"], LiveConfig(depth_speed="0ms"))

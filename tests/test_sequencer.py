@@ -30,7 +30,7 @@ def test_spot_buffers_until_snapshot_then_applies_from_first_valid_event() -> No
     # u <= 10 dropped; first applied must have U <= 11 <= u
     assert [d.u for d, _ in out] == [12, 15]
     assert s.on_diff(diff(16, 20))[0] is Action.APPLY
-    assert s.on_diff(diff(18, 20))[0] is Action.STALE
+    assert s.on_diff(diff(18, 20))[0] is Action.DUPLICATE  # u <= last applied u: already in the book
 
 
 def test_spot_gap_resets_and_next_snapshot_resyncs() -> None:
@@ -149,3 +149,53 @@ def test_replay_of_a_capture_with_a_missing_line(tmp_path: Path, data_dir: Path)
                and f"u={u_next}" in i for i in loaded.issues)
     with pytest.raises(SyncError, match=rf"ethusdt_gap.gz:{depth_lines[len(depth_lines) // 2 + 1]}: ETHUSDT: gap"):
         load([bad], None, strict=True)
+
+
+def test_exact_duplicate_diff_is_dropped_not_a_gap() -> None:
+    """A repeated futures diff (same U/u/pu as one applied) and a late copy of an older one are
+    duplicates: dropped, the chain goes on, no resync.  Spot: the same for u <= last applied u."""
+    fut = DepthSequencer(futures=True)
+    fut.on_snapshot(snap(100))
+    for d in (diff(95, 105, pu=90), diff(106, 110, pu=105)):
+        assert fut.on_diff(d)[0] is Action.APPLY
+    assert fut.on_diff(diff(106, 110, pu=105))[0] is Action.DUPLICATE  # exact repeat
+    assert fut.on_diff(diff(95, 105, pu=90))[0] is Action.DUPLICATE  # a late copy of an older one
+    assert fut.synced and fut.last_u == 110 and not fut.issues
+    assert fut.on_diff(diff(111, 120, pu=110))[0] is Action.APPLY
+    spot = DepthSequencer(futures=False)
+    spot.on_snapshot(snap(10))
+    assert spot.on_diff(diff(11, 12))[0] is Action.APPLY
+    assert spot.on_diff(diff(11, 12))[0] is Action.DUPLICATE
+    assert spot.on_diff(diff(13, 14))[0] is Action.APPLY and spot.synced
+
+
+def _trade(t: int, stream: str = "xusdt@trade") -> bytes:
+    return _frame(stream, {"e": "trade", "E": 1, "T": 1, "s": "XUSDT", "t": t, "p": "100.0", "q": "1.000",
+                           "m": False})
+
+
+def test_feed_counts_duplicate_diffs_and_drops_duplicate_trades() -> None:
+    feed = BinanceFeed()
+    feed.on_frame(1, _snapshot(11), "f:1", "XUSDT")
+    feed.on_frame(2, _depth(10, 12, 9, [["100.0", "1.500"]], []), "f:2", "XUSDT")
+    feed.on_frame(3, _depth(10, 12, 9, [["100.0", "1.500"]], []), "f:3", "XUSDT")  # repeated frame
+    feed.on_frame(4, _depth(13, 15, 12, [], []), "f:4", "XUSDT")
+    for t in (1, 2, 2, 4, 3, 3, 1, 5):  # 2 repeated, 4 before 3 (reordered), 3 and 1 repeated
+        feed.on_frame(5, _trade(t), "f:5", "XUSDT")
+    st = feed.stats
+    assert (st.gaps, st.diffs_applied, st.diffs_duplicate) == (0, 2, 1)
+    assert (st.trades, st.trades_duplicate, st.trades_late) == (5, 3, 1)
+    ev = feed.take_events()
+    assert ev["id"][ev["kind"] == Kind.TRADE].tolist() == [1, 2, 4, 3, 5]
+
+
+def test_trade_ids_bounded_memory() -> None:
+    from flowbook.venues.binance.dedup import TradeIds
+
+    ids = TradeIds(window=100)
+    assert ids.admit(10) == 1 and ids.admit(10_000) == 1
+    assert len(ids.holes) == 100  # only the last `window` skipped ids are remembered
+    assert ids.admit(9_950) == 2 and ids.admit(9_950) == 0 and ids.admit(50) == 0
+    for t in range(10_001, 20_000, 3):
+        ids.admit(t)
+    assert len(ids.holes) <= 2 * ids.window

@@ -35,7 +35,8 @@ def _seconds(text: str) -> float:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", metavar="VENUE:SYMBOLS",
-                   help="venue and symbols, e.g. binance-usdm:BTCUSDT,ETHUSDT (venues: binance, binance-usdm)")
+                   help="venue and symbols, e.g. binance-usdm:BTCUSDT,ETHUSDT (venues: binance, binance-usdm, "
+                        "binance-coinm)")
     p.add_argument("--base-url", metavar="URL",
                    help="REST and WebSocket base of a mirror or the simulator, e.g. http://127.0.0.1:8765")
     p.add_argument("--ws-url", metavar="URL", help="WebSocket base only (default: the venue's)")
@@ -45,6 +46,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="trade stream (default trade; subscribing both would count every trade twice)")
     p.add_argument("--snapshot-limit", type=int, help="levels per side of REST snapshots (default 1000)")
     p.add_argument("--duration", type=_seconds, help="stop after this long (e.g. 30s, 2h); default: until Ctrl-C")
+    p.add_argument("--poll", type=_seconds, metavar="INTERVAL",
+                   help="REST polling instead of WebSockets: a depth snapshot (--snapshot-limit, default 20) "
+                        "and recent trades (unless --trades none) per symbol every INTERVAL, e.g. 1s")
     p.add_argument("--store", metavar="URI",
                    help="also write events (and, for live, feature rows) into a store: parquet:DIR or "
                         "postgresql://… (written in the background; see docs/storage.md)")
@@ -123,7 +127,7 @@ async def _main(args: argparse.Namespace, venue: Any, symbols: list[str], ws: st
 
     try:
         cfg = LiveConfig(depth_speed=args.depth_speed, trades=args.trades, ws_url=ws, rest_url=rest,
-                         snapshot_limit=args.snapshot_limit)
+                         snapshot_limit=args.snapshot_limit, poll_interval=getattr(args, "poll", None))
         sink = None
         if args.store:
             from .features import FEATURE_COLUMNS, FeatureConfig

@@ -9,6 +9,9 @@ from math import gcd
 __all__ = ["Instrument", "DecimalGrid", "PriceNotOnGrid", "infer_step"]
 
 
+CACHE_SIZE = 1 << 16  # decimal strings remembered per grid (about 10 MB at most); cleared when full
+
+
 class PriceNotOnGrid(ValueError):
     """A decimal string is not a whole multiple of the instrument's step."""
 
@@ -52,8 +55,10 @@ class DecimalGrid:
         q, r = divmod(units, self._units)
         if r:
             raise PriceNotOnGrid(f"{text!r} is not a multiple of step {self.step}")
-        if len(self._cache) < 1_000_000:
-            self._cache[text] = q
+        cache = self._cache
+        if len(cache) >= CACHE_SIZE:  # bounded: a long live session meets ever new quantity strings
+            cache.clear()
+        cache[text] = q
         return q
 
     def to_decimal(self, n: int) -> Decimal:

@@ -3,7 +3,7 @@
 from .api import LiveFeed, SnapshotStream
 from .recorder import Recorder
 from .runner import DEFAULT_EVENT_KINDS, LiveRunner
-from .values import BookView, FeatureSnapshot, SymbolStatus
+from .values import BookView, FeatureSnapshot, OpenInterestValue, SymbolStatus, Ticker24h
 
 __all__ = [
     "DEFAULT_EVENT_KINDS",
@@ -11,7 +11,9 @@ __all__ = [
     "FeatureSnapshot",
     "LiveFeed",
     "LiveRunner",
+    "OpenInterestValue",
     "Recorder",
     "SnapshotStream",
     "SymbolStatus",
+    "Ticker24h",
 ]

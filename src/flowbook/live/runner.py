@@ -27,14 +27,14 @@ from ..store.writer import WriterReport
 from ..venues.registry import Venue, get, parse_target
 from .recorder import Recorder
 from .storesink import StoreSink
-from .values import BookView, FeatureSnapshot, LatencyWindow, SymbolStatus
+from .values import BookView, FeatureSnapshot, LatencyWindow, OpenInterestValue, SymbolStatus, Ticker24h
 
 __all__ = ["LiveRunner", "DEFAULT_EVENT_KINDS"]
 
 log = logging.getLogger("flowbook.live")
 _EOM, _SNAP = int(Flag.END_OF_MESSAGE), int(Flag.SNAPSHOT)
 DEFAULT_EVENT_KINDS = frozenset({Kind.TRADE, Kind.BBO, Kind.LIQUIDATION, Kind.MARK_PRICE, Kind.FUNDING_RATE,
-                                 Kind.BOOK_CLEAR})
+                                 Kind.OPEN_INTEREST, Kind.BOOK_CLEAR})
 _I_UPDATE = 2  # column of the update id in the engine's integer output
 
 
@@ -200,8 +200,18 @@ class LiveRunner:
             out[s] = SymbolStatus(self.venue.name, s, st.synced, st.connected, st.messages, st.depth, st.gaps,
                                   st.resyncs, st.forced_resyncs, st.snapshots, st.stale_snapshots, st.bad,
                                   st.dropped, st.dropped_depth, st.rest_errors, st.queued, self._rows[s],
-                                  ex[0], ex[1], ft[0], ft[1])
+                                  ex[0], ex[1], ft[0], ft[1], getattr(st, "duplicates", 0))
         return out
+
+    def ticker(self, symbol: str) -> Ticker24h | None:
+        """The symbol's latest 24 h ticker (``None`` before the first, or when the venue has none)."""
+        got = self.adapter.ticker(symbol) if hasattr(self.adapter, "ticker") else None
+        return None if got is None else Ticker24h.from_message(self.venue.name, *got)
+
+    def open_interest(self, symbol: str) -> OpenInterestValue | None:
+        """The symbol's latest polled open interest (futures; ``None`` before the first answer)."""
+        got = self.adapter.open_interest(symbol) if hasattr(self.adapter, "open_interest") else None
+        return None if got is None else OpenInterestValue.from_message(self.venue.name, *got)
 
     # -- the engine side
     def _grid(self, symbol: str) -> tuple[DecimalGrid, DecimalGrid]:

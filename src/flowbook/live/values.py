@@ -1,4 +1,5 @@
-"""Immutable values handed to bots: feature snapshots, per-symbol status, book views."""
+"""Immutable values handed to bots: feature snapshots, per-symbol status, book views, 24 h tickers and
+open interest."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from decimal import Decimal
 
 import numpy as np
 
-__all__ = ["BookView", "FeatureSnapshot", "LatencyWindow", "SymbolStatus"]
+from ..venues.binance.messages import OpenInterest, Ticker
+
+__all__ = ["BookView", "FeatureSnapshot", "LatencyWindow", "OpenInterestValue", "SymbolStatus", "Ticker24h"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,7 @@ class SymbolStatus:
     exchange_to_receive_p99_ms: float
     receive_to_features_p50_ms: float
     receive_to_features_p99_ms: float
+    duplicates: int = 0  # repeated diffs and trades, dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +76,63 @@ class BookView:
     asks: tuple[tuple[Decimal, Decimal], ...]
     trusted_bid: Decimal | None
     trusted_ask: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class Ticker24h:
+    """A symbol's rolling 24 h statistics (Binance ``@ticker``), exact decimals as Binance sent them.
+
+    ``volume`` is in base asset on spot and USD-M and in contracts on COIN-M; ``quote_volume`` is in quote
+    asset on spot and USD-M and in base asset on COIN-M (Binance's ``v`` and ``q``).  ``bid``/``ask`` and
+    their quantities exist on spot only (``None`` elsewhere).  Times are integer nanoseconds.
+    """
+
+    venue: str
+    symbol: str
+    ts_local: int
+    ts_exchange: int
+    last_price: Decimal
+    last_qty: Decimal
+    open_price: Decimal
+    high_price: Decimal
+    low_price: Decimal
+    price_change: Decimal
+    price_change_percent: Decimal
+    weighted_avg_price: Decimal
+    volume: Decimal
+    quote_volume: Decimal
+    open_time: int
+    close_time: int
+    first_trade_id: int
+    last_trade_id: int
+    trades: int
+    bid: Decimal | None = None
+    bid_qty: Decimal | None = None
+    ask: Decimal | None = None
+    ask_qty: Decimal | None = None
+
+    @classmethod
+    def from_message(cls, venue: str, ts_local: int, m: Ticker) -> Ticker24h:
+        opt = lambda x: None if x is None else Decimal(x)  # noqa: E731
+        ms = 1_000_000
+        return cls(venue, m.s, ts_local, m.E * ms, Decimal(m.c), Decimal(m.Q), Decimal(m.o), Decimal(m.h),
+                   Decimal(m.l), Decimal(m.p), Decimal(m.P), Decimal(m.w), Decimal(m.v), Decimal(m.q), m.O * ms,
+                   m.C * ms, m.F, m.L, m.n, opt(m.b), opt(m.B), opt(m.a), opt(m.A))
+
+
+@dataclass(frozen=True, slots=True)
+class OpenInterestValue:
+    """A symbol's latest open interest (REST ``openInterest``): base asset on USD-M, contracts on COIN-M."""
+
+    venue: str
+    symbol: str
+    ts_local: int
+    ts_exchange: int
+    open_interest: Decimal
+
+    @classmethod
+    def from_message(cls, venue: str, ts_local: int, m: OpenInterest) -> OpenInterestValue:
+        return cls(venue, m.symbol, ts_local, m.time * 1_000_000, Decimal(m.openInterest))
 
 
 class LatencyWindow:

@@ -60,6 +60,9 @@ def is_raw_format(path: Path) -> bool:
     return ts.isdigit() and len(ts) >= 16 and rest.lstrip().startswith((b"{", b"["))
 
 
+_FILE_SYMBOL = re.compile(r"^([a-z0-9_]+?)_\d{8}_\d{2}(?:\.\d+)?\.gz$")
+
+
 def file_symbol(path: Path) -> str | None:
     """The symbol a one-symbol recording file is about (from its first stream names)."""
     for line in _head(path, 200):
@@ -69,7 +72,9 @@ def file_symbol(path: Path) -> str | None:
         m = _SYMBOL.search(line)
         if m:
             return m.group(1).decode()
-    return None
+    # a REST-polled recording names no stream: the recorder's file name does (<symbol>_<YYYYMMDD>_<HH>.gz)
+    m = _FILE_SYMBOL.match(path.name)
+    return m.group(1).upper() if m else None
 
 
 def _first_ts(path: Path) -> int:

@@ -34,7 +34,8 @@ class Capabilities:
 
     ``snapshot_weights`` lists ``(max limit, weight)`` pairs of the REST depth snapshot, ascending.
     ``ws_routes`` maps a URL route (``"public"``) to the stream kinds it carries; empty when the venue
-    serves every stream on one path.
+    serves every stream on one path.  ``trades_weight`` is the REST weight of ``GET trades`` (recent
+    trades, polling mode), ``open_interest_weight`` that of ``GET openInterest`` (0: not offered).
     """
 
     streams: tuple[str, ...]
@@ -50,6 +51,8 @@ class Capabilities:
     checksum: bool = False
     ws_routes: tuple[tuple[str, tuple[str, ...]], ...] = ()
     replay_formats: tuple[str, ...] = ("binance-raw",)
+    trades_weight: int = 5
+    open_interest_weight: int = 0
 
     def snapshot_weight(self, limit: int) -> int:
         """REST weight of one depth snapshot of ``limit`` levels."""
@@ -153,7 +156,7 @@ register(
         rest_url="https://api.binance.com",
         rest_prefix="/api/v3",
         capabilities=Capabilities(
-            streams=("depth", "trade", "aggTrade", "bookTicker"),
+            streams=("depth", "trade", "aggTrade", "bookTicker", "ticker"),
             depth_speeds=("100ms", "1000ms"),
             default_depth_speed="100ms",
             snapshot_limits=(5, 10, 20, 50, 100, 500, 1000, 5000),
@@ -163,8 +166,9 @@ register(
             max_streams_per_connection=1024,
             server_ping_seconds=20.0,
             sync_rule="binance-spot",
+            trades_weight=25,
         ),
-        description="Binance spot: diff depth, trades, book ticker",
+        description="Binance spot: diff depth, trades, book ticker, 24 h ticker",
     ),
     aliases=("binance-spot",),
 )
@@ -179,7 +183,7 @@ register(
         rest_url="https://fapi.binance.com",
         rest_prefix="/fapi/v1",
         capabilities=Capabilities(
-            streams=("depth", "trade", "aggTrade", "bookTicker", "forceOrder", "markPrice"),
+            streams=("depth", "trade", "aggTrade", "bookTicker", "forceOrder", "markPrice", "ticker"),
             depth_speeds=("0ms", "100ms", "250ms", "500ms"),
             default_depth_speed="100ms",
             snapshot_limits=(5, 10, 20, 50, 100, 500, 1000),
@@ -193,9 +197,11 @@ register(
             # fstream routes by path: /public carries depth and book tickers, /market the rest; a stream
             # on the wrong path is accepted and silently never delivered
             ws_routes=(("public", ("depth", "bookTicker")),
-                       ("market", ("trade", "aggTrade", "forceOrder", "markPrice"))),
+                       ("market", ("trade", "aggTrade", "forceOrder", "markPrice", "ticker"))),
+            open_interest_weight=1,
         ),
-        description="Binance USD-M futures: diff depth, trades, book ticker, liquidations, mark price",
+        description="Binance USD-M futures: diff depth, trades, book ticker, liquidations, mark price, 24 h "
+                    "ticker, open interest",
     ),
 )
 register(
@@ -204,13 +210,14 @@ register(
         exchange="binance",
         market="coinm",
         module="flowbook.venues.binance",
-        live=None,  # replay only for now (the feed and sequencer support it; the adapter is untested)
+        live="flowbook.venues.binance.live:BinanceLive",
         ws_url="wss://dstream.binance.com",
         rest_url="https://dapi.binance.com",
         rest_prefix="/dapi/v1",
         capabilities=Capabilities(
-            streams=("depth", "trade", "aggTrade", "bookTicker", "forceOrder", "markPrice"),
-            depth_speeds=("100ms", "250ms", "500ms"),
+            streams=("depth", "trade", "aggTrade", "bookTicker", "forceOrder", "markPrice", "ticker"),
+            # 0ms is undocumented but served (the shared COIN-M captures use it), as on USD-M
+            depth_speeds=("0ms", "100ms", "250ms", "500ms"),
             default_depth_speed="100ms",
             snapshot_limits=(5, 10, 20, 50, 100, 500, 1000),
             default_snapshot_limit=1000,
@@ -219,7 +226,9 @@ register(
             max_streams_per_connection=200,
             server_ping_seconds=180.0,
             sync_rule="binance-futures",
+            open_interest_weight=1,
         ),
-        description="Binance COIN-M futures (replay only so far)",
+        description="Binance COIN-M futures (inverse): diff depth, trades, book ticker, liquidations, mark price, "
+                    "24 h ticker, open interest",
     ),
 )

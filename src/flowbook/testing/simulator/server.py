@@ -1,8 +1,9 @@
 """`BinanceSimulator`: Binance's combined-stream WebSocket and REST depth endpoints on 127.0.0.1.
 
 Serves ``/stream?streams=a/b`` (also under ``/public`` and ``/market``, USD-M's routed paths) and the
-``SUBSCRIBE`` / ``UNSUBSCRIBE`` / ``LIST_SUBSCRIPTIONS`` methods; ``GET <prefix>/depth?symbol=&limit=``
-and ``<prefix>/exchangeInfo`` with ``/api/v3`` (spot) or ``/fapi/v1`` (USD-M).  It replays a recording at
+``SUBSCRIBE`` / ``UNSUBSCRIBE`` / ``LIST_SUBSCRIPTIONS`` methods; REST ``depth``, ``exchangeInfo``,
+``trades`` and (futures) ``openInterest`` under ``/api/v3`` (spot), ``/fapi/v1`` (USD-M) or ``/dapi/v1``
+(COIN-M), see :mod:`.rest`.  It replays a recording at
 ``speed`` times real time (``math.inf``: as fast as the sockets take it), keeps the ground truth
 (:class:`~.truth.Truth`) and answers snapshots at the current stream position.  Faults:
 :class:`~.faults.FaultPlan`.  Event times (``E``, ``T``) are re-stamped to the send time so
@@ -25,6 +26,9 @@ from pathlib import Path
 from aiohttp import WSMsgType, web
 
 from .faults import FaultPlan
+from .market import MarketStats
+from .rest import RestEndpoints
+from .rest import now_ms as _now_ms
 from .source import SimFrame, SimSource, load_source
 from .synth import aggtrade_from_trade, liquidation_from_trade, mark_price
 from .truth import Truth
@@ -33,7 +37,7 @@ __all__ = ["BinanceSimulator"]
 
 _TS = re.compile(rb'"([ET])":(\d{13})')
 _E = re.compile(rb'"E":(\d{13})')
-_KINDS = {"depth", "trade", "aggTrade", "bookTicker", "forceOrder", "markPrice"}
+_KINDS = {"depth", "trade", "aggTrade", "bookTicker", "forceOrder", "markPrice", "ticker"}
 _SPEEDS = {"spot": {"", "100ms", "1000ms"}, "futures": {"", "0ms", "100ms", "250ms", "500ms"}}
 _PUBLIC = {"depth", "bookTicker"}
 
@@ -48,13 +52,16 @@ class _Conn:
     last_pong: float = field(default_factory=time.monotonic)
 
 
-class BinanceSimulator:
+class BinanceSimulator(RestEndpoints):
     """A scriptable Binance market-data server.  Use as ``async with BinanceSimulator(...) as sim``.
 
     ``min_streams``: the broadcast starts once this many streams are subscribed (so a test's client sees
     the recording from its first frame).  ``keep_truth_rows``: keep the truth's feature row per update id
     (``sim.truth.rows``).  ``mark_price_every`` / ``liquidation_every``: synthesize ``markPriceUpdate``
-    every N depth frames and a ``forceOrder`` every N trades of a futures symbol.
+    every N depth frames and a ``forceOrder`` every N trades of a futures symbol.  ``ticker_every_ms``: a
+    symbol's ``24hrTicker`` at most this often (recording time), derived from the trades sent
+    (:mod:`.market`, which also answers ``openInterest`` and ``trades``).  ``min_streams=0`` starts the
+    broadcast at once (REST-only clients).
     """
 
     def __init__(self, source: SimSource | Iterable[Path | str], *, speed: float = 1.0,
@@ -62,10 +69,14 @@ class BinanceSimulator:
                  ping_interval: float | None = None, pong_timeout: float = 60.0, keep_truth_rows: bool = False,
                  mark_price_every: int = 0, liquidation_every: int = 0, history_every: int = 100,
                  enforce_routes: bool = False, reject_symbols: Iterable[str] = (), limit: int | None = None,
+                 ticker_every_ms: int = 1000,
                  host: str = "127.0.0.1", port: int = 0, chunk: int = 64) -> None:
         self.source = source if isinstance(source, SimSource) else load_source(source, limit)
         self.market = "futures" if self.source.futures else "spot"
-        self.prefix = "/fapi/v1" if self.source.futures else "/api/v3"
+        self.venue_market = self.source.market or ("usdm" if self.source.futures else "spot")
+        self.market_stats = MarketStats(self.source.frames, self.venue_market)
+        self.ticker_every_ns = ticker_every_ms * 1_000_000
+        self._last_ticker: dict[str, int] = {}
         self.speed = speed
         self.faults = faults or FaultPlan()
         self.min_streams = min_streams
@@ -106,8 +117,9 @@ class BinanceSimulator:
         for route in ("", "/public", "/market"):
             app.router.add_get(route + "/stream", self._ws)
             app.router.add_get(route + "/ws", self._ws)
-        app.router.add_get(self.prefix + "/depth", self._depth)
-        app.router.add_get(self.prefix + "/exchangeInfo", self._exchange_info)
+        self.add_rest_routes(app)
+        if self.min_streams <= 0:
+            self._subscribed.set()
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
         await self._listen()
@@ -297,10 +309,20 @@ class BinanceSimulator:
                 and self.truth.synced(f.symbol):
             await self._deliver(f.symbol, "markPrice", mark_price(self.truth, f.symbol, _now_ms()), [])
         if f.kind == "trade":
+            self.market_stats.on_trade(f.symbol, data)
             if any((f.symbol, "aggTrade") in c.subs for c in self._conns):
                 await self._deliver(f.symbol, "aggTrade", aggtrade_from_trade(data), faults)
             if self.market == "futures" and self.liquidation_every and n % self.liquidation_every == 0:
                 await self._deliver(f.symbol, "forceOrder", liquidation_from_trade(data), [])
+        if f.ts - self._last_ticker.get(f.symbol, 0) >= self.ticker_every_ns and \
+                any((f.symbol, "ticker") in c.subs for c in self._conns):
+            self._last_ticker[f.symbol] = f.ts
+            best = None
+            if self.market == "spot" and self.truth.synced(f.symbol):
+                best = self.truth.best_texts(f.symbol)
+            tick = self.market_stats.ticker(f.symbol, _now_ms(), best)
+            if tick is not None:
+                await self._deliver(f.symbol, "ticker", tick, [])
         if "disconnect" in faults:
             self.stats["disconnects"] += 1
             self._refuse = self.faults.downtime
@@ -350,54 +372,3 @@ class BinanceSimulator:
         delta = _now_ms() - int(m.group(1))
         return _TS.sub(lambda x: b'"%s":%d' % (x.group(1), int(x.group(2)) + delta), data)
 
-    # -- REST
-    def _bad_request(self, msg: str, code: int = -1100) -> web.Response:
-        return web.json_response({"code": code, "msg": msg}, status=400)
-
-    async def _depth(self, request: web.Request) -> web.Response:
-        sym = request.query.get("symbol", "").upper()
-        try:
-            limit = int(request.query.get("limit", "100" if self.market == "spot" else "500"))
-        except ValueError:
-            return self._bad_request("Illegal characters found in parameter 'limit'.")
-        allowed = range(1, 5001) if self.market == "spot" else (5, 10, 20, 50, 100, 500, 1000)
-        if limit not in allowed:
-            return self._bad_request("Invalid limit.", -1102)
-        if sym not in self.source.symbols or sym in self.reject:
-            return self._bad_request("Invalid symbol.", -1121)
-        self.stats["rest_requests"] += 1
-        fault = self.faults.next_rest(sym)
-        if fault is not None and fault.kind == "error":
-            return web.json_response({"code": -1001, "msg": "Internal error."}, status=fault.status)
-        if fault is not None and fault.kind == "rate_limit":
-            return web.json_response({"code": -1003, "msg": "Too many requests."}, status=429,
-                                     headers={"Retry-After": f"{fault.retry_after:g}"})
-        if fault is not None and fault.kind == "delay":
-            await asyncio.sleep(fault.delay)
-        if not self._synced[sym].is_set():  # before the recording's own snapshot the truth is unknown
-            try:
-                await asyncio.wait_for(self._synced[sym].wait(), 30.0)
-            except TimeoutError:
-                return web.json_response({"code": -1007, "msg": "Timeout waiting for response."}, status=503)
-        stale = fault is not None and fault.kind == "stale"
-        body = self.truth.render(sym, limit, self.market == "futures", _now_ms(), stale=stale)
-        self.stats["snapshots_stale" if stale else "snapshots"] += 1
-        return web.Response(body=body, content_type="application/json",
-                            headers={"X-MBX-USED-WEIGHT-1M": str(self.stats["rest_requests"])})
-
-    async def _exchange_info(self, request: web.Request) -> web.Response:
-        wanted = list(self.source.symbols)
-        if self.market == "spot" and ("symbols" in request.query or "symbol" in request.query):
-            try:
-                wanted = (json.loads(request.query["symbols"]) if "symbols" in request.query
-                          else [request.query["symbol"]])
-            except ValueError:
-                return self._bad_request("Illegal characters found in parameter 'symbols'.")
-            if any(s not in self.source.symbols for s in wanted):
-                return self._bad_request("Invalid symbol.", -1121)
-        return web.json_response({"timezone": "UTC", "serverTime": _now_ms(),
-                                  "symbols": [{"symbol": s, "status": "TRADING"} for s in wanted]})
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000

@@ -32,11 +32,13 @@ class SimFrame:
 
 @dataclass(frozen=True)
 class SimSource:
-    """Frames of one Binance market, in time order; ``futures`` tells the market's sync rule."""
+    """Frames of one Binance market, in time order; ``futures`` tells the market's sync rule and
+    ``market`` the market (``spot``, ``usdm``, ``coinm``: COIN-M diffs carry the pair ``ps``)."""
 
     frames: tuple[SimFrame, ...]
     symbols: tuple[str, ...]
     futures: bool
+    market: str = ""
 
     def broadcast(self) -> list[SimFrame]:
         """The frames a client can receive (recorded snapshot lines removed)."""
@@ -56,6 +58,7 @@ def load_source(paths: Iterable[Path | str], limit: int | None = None) -> SimSou
     """
     per_file: list[list[SimFrame]] = []
     futures: bool | None = None
+    coinm = False
     for path in order_files([Path(p) for p in paths]):
         frames: list[SimFrame] = []
         per_file.append(frames)
@@ -69,7 +72,8 @@ def load_source(paths: Iterable[Path | str], limit: int | None = None) -> SimSou
                 kind = rest.split("@")[0]
                 data = bytes(env.data)
                 if kind == "depth" and futures is None:
-                    futures = _diff.decode(data).pu is not None
+                    d = _diff.decode(data)
+                    futures, coinm = d.pu is not None, d.ps is not None
                 frames.append(SimFrame(fr.ts_local, sym.upper(), kind, data))
             elif b'"lastUpdateId"' in p[:40] and fr.symbol_hint:
                 frames.append(SimFrame(fr.ts_local, fr.symbol_hint, "snapshot", p))
@@ -77,4 +81,5 @@ def load_source(paths: Iterable[Path | str], limit: int | None = None) -> SimSou
     merged = tuple(heapq.merge(*per_file, key=lambda f: f.ts))
     if not merged:
         raise ValueError("no frames in the recordings")
-    return SimSource(merged, tuple(dict.fromkeys(f.symbol for f in merged)), bool(futures))
+    market = "coinm" if coinm else "usdm" if futures else "spot"
+    return SimSource(merged, tuple(dict.fromkeys(f.symbol for f in merged)), bool(futures), market)

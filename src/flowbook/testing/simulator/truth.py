@@ -107,14 +107,28 @@ class Truth:
             h = self.history.setdefault(symbol, deque(maxlen=self._history_len))
             h.append((self.last_u.get(symbol, 0), self.levels(symbol, 1, limit), self.levels(symbol, -1, limit)))
 
-    def render(self, symbol: str, limit: int, futures: bool, now_ms: int, stale: bool = False) -> bytes:
-        """The REST depth response at the current position (or the oldest remembered one)."""
+    def best_texts(self, symbol: str) -> tuple[str, str, str, str]:
+        """Best bid, its quantity, best ask, its quantity, as decimal strings (empty side: zeros)."""
+        (pm, pd), (qm, qd) = self._scale(symbol)
+        out: list[str] = []
+        for side in (1, -1):
+            lv = self.levels(symbol, side, 1)
+            t, q = lv[0] if lv else (0, 0)
+            out += [_text(t * pm, pd), _text(q * qm, qd)]
+        return out[0], out[1], out[2], out[3]
+
+    def render(self, symbol: str, limit: int, futures: bool, now_ms: int, stale: bool = False,
+               symbol_fields: bool = False) -> bytes:
+        """The REST depth response at the current position (or the oldest remembered one).
+        ``symbol_fields``: COIN-M's ``symbol`` and ``pair``."""
         if stale and self.history.get(symbol):
             lid, bids, asks = self.history[symbol][0]
             bids, asks = bids[:limit], asks[:limit]
         else:
             lid, bids, asks = self.last_u.get(symbol, 0), self.levels(symbol, 1, limit), self.levels(symbol, -1, limit)
         head = f'{{"lastUpdateId":{lid},' + (f'"E":{now_ms},"T":{now_ms - 3},' if futures else "")
+        if symbol_fields:
+            head += f'"symbol":"{symbol}","pair":"{symbol.split("_")[0]}",'
         return (head + f'"bids":[{self._fmt(symbol, bids)}],"asks":[{self._fmt(symbol, asks)}]}}').encode()
 
     def price_text(self, symbol: str, tick: int) -> str:

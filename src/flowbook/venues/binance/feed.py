@@ -2,6 +2,12 @@
 
 Used by replay (frames from files) and by the live adapter (frames from the socket and REST), so a
 recording replays through exactly the code that processed it live.
+
+Besides depth, trades, book tickers, liquidations and mark prices, the feed reads REST open interest
+(``OPEN_INTEREST`` events), REST recent trades (``TRADE`` events, deduplicated by trade id like the
+stream trades: see :mod:`.dedup`) and 24 h tickers (no event: the latest per symbol in
+:attr:`BinanceFeed.tickers`).  A symbol that never receives a diff is a polled book: each newer REST
+snapshot replaces it (see :meth:`BinanceFeed._replace`).
 """
 
 from __future__ import annotations
@@ -12,8 +18,20 @@ import msgspec
 import numpy as np
 
 from ...events import EVENT_DTYPE, NO_ID, DecimalGrid, Flag, Instrument, Kind, PriceNotOnGrid
+from .dedup import TradeIds
 from .instruments import instrument_for
-from .messages import AggTrade, BookTicker, DepthSnapshot, DepthUpdate, ForceOrder, MarkPrice, Trade
+from .messages import (
+    AggTrade,
+    BookTicker,
+    DepthSnapshot,
+    DepthUpdate,
+    ForceOrder,
+    MarkPrice,
+    OpenInterest,
+    RecentTrades,
+    Ticker,
+    Trade,
+)
 from .parser import Market, decode, market_of
 from .sequencer import Action, DepthSequencer
 
@@ -33,6 +51,7 @@ class FeedStats:
     messages: int = 0
     diffs_applied: int = 0
     diffs_stale: int = 0
+    diffs_duplicate: int = 0  # u <= the last applied u: dropped
     levels_applied: int = 0
     snapshots: int = 0
     snapshots_unused: int = 0
@@ -40,7 +59,12 @@ class FeedStats:
     resyncs: int = 0
     stale_snapshots: int = 0
     trades: int = 0
+    trades_duplicate: int = 0  # trade id seen already on that stream: dropped
+    trades_late: int = 0  # trade id below the highest seen, not seen before (reordered): kept
     book_tickers: int = 0
+    tickers: int = 0
+    open_interest: int = 0
+    snapshots_replaced: int = 0  # polled books: a newer snapshot replaced the book
     other: int = 0
     bad_messages: int = 0
     issues: list[str] = field(default_factory=list)
@@ -63,6 +87,9 @@ class _Symbol:
     seen_prices: list[str] = field(default_factory=list)
     seen_qtys: list[str] = field(default_factory=list)
     had_gap: bool = False
+    diffs_seen: bool = False  # False while the book is only polled (snapshots, no diffs)
+    poll_levels: dict[tuple[int, int], int] | None = None  # (side, tick) -> lots of the last polled book
+    trade_ids: dict[str, TradeIds] = field(default_factory=dict)
 
 
 class BinanceFeed:
@@ -75,13 +102,19 @@ class BinanceFeed:
         reporting it and resyncing at the next snapshot.
     tick_sizes:
         optional ``{symbol: tick}`` overrides (e.g. from exchangeInfo).
+    contract_sizes:
+        optional ``{symbol: contract size}`` of COIN-M contracts (exchangeInfo ``contractSize``).
     """
 
-    def __init__(self, strict: bool = False, tick_sizes: dict[str, str] | None = None) -> None:
+    def __init__(self, strict: bool = False, tick_sizes: dict[str, str] | None = None,
+                 contract_sizes: dict[str, float] | None = None) -> None:
         self.strict = strict
         self.tick_sizes = dict(tick_sizes or {})
+        self.contract_sizes = dict(contract_sizes or {})
         self.stats = FeedStats()
         self.symbols: dict[str, _Symbol] = {}
+        self.tickers: dict[str, tuple[int, Ticker]] = {}  # symbol -> (receive time ns, latest 24 h ticker)
+        self.open_interest: dict[str, tuple[int, OpenInterest]] = {}  # symbol -> (receive time ns, latest)
         self._rows: list[tuple] = []
         self.depth_msg_end: list[int] = []  # event index closing each applied depth message
         self.depth_msg_where: list[str] = []
@@ -145,10 +178,12 @@ class BinanceFeed:
 
     def _define(self, s: _Symbol, prices: list[str], qtys: list[str]) -> None:
         market: Market = s.market or "spot"
-        s.inst = instrument_for(market, s.name, prices or ["1"], qtys or ["1"], self.tick_sizes.get(s.name))
+        s.inst = instrument_for(market, s.name, prices or ["1"], qtys or ["1"], self.tick_sizes.get(s.name),
+                                self.contract_sizes.get(s.name))
         s.px = s.inst.price_grid()
         s.qty = s.inst.qty_grid()
         pending, s.pending = s.pending, []
+        s.seen_prices, s.seen_qtys = [], []
         for ts_local, m, where in pending:
             self._convert(s, ts_local, m, where)
 
@@ -165,12 +200,29 @@ class BinanceFeed:
             s = self._symbol(msg.s, market_of(msg))
             self._on_diff(s, ts_local, msg, where)
             return
-        name = msg.o.s if isinstance(msg, ForceOrder) else msg.s  # type: ignore[attr-defined]
+        if isinstance(msg, Ticker):  # statistics, not an event: keep the latest
+            self.stats.tickers += 1
+            self.tickers[msg.s] = (ts_local, msg)
+            return
+        if isinstance(msg, RecentTrades):
+            if hint is None:
+                self._bad(where, "recent trades without a symbol (no stream in this file names one)")
+                return
+            name = hint
+        elif isinstance(msg, ForceOrder):
+            name = msg.o.s
+        elif isinstance(msg, OpenInterest):
+            name = msg.symbol
+        else:
+            name = msg.s  # type: ignore[attr-defined]
         s = self._symbol(name, None)
         if s.inst is None:
             if isinstance(msg, (Trade, AggTrade)):
                 s.seen_prices.append(msg.p)
                 s.seen_qtys.append(msg.q)
+            elif isinstance(msg, RecentTrades):
+                s.seen_prices.extend(t.price for t in msg.trades)
+                s.seen_qtys.extend(t.qty for t in msg.trades)
             s.pending.append((ts_local, msg, where))
             if len(s.pending) > _MAX_PENDING:  # no snapshot coming: infer from what was seen
                 self._define(s, s.seen_prices, s.seen_qtys)
@@ -195,7 +247,12 @@ class BinanceFeed:
         except PriceNotOnGrid as exc:
             self._bad(where, f"snapshot lastUpdateId={snap.lastUpdateId}: {exc}")
             return
+        if s.seq.synced and not s.diffs_seen:
+            self._replace(s, ts_local, snap, levels)
+            return
+        dup0 = s.seq.duplicates
         accepted, diffs, issue = s.seq.on_snapshot(snap)
+        self.stats.diffs_duplicate += s.seq.duplicates - dup0  # repeats met in the buffer
         if not accepted:
             if issue is not None:
                 self.stats.stale_snapshots += 1
@@ -208,16 +265,52 @@ class BinanceFeed:
             self.stats.resyncs += 1
         ts_ex = (snap.E or 0) * _MS if snap.E else ts_local
         self._emit_snapshot(s, ts_local, ts_ex, snap.lastUpdateId, levels)
+        s.poll_levels = None if s.diffs_seen else {(side, tick): lots for side, tick, lots in levels}
         for d, tag in diffs:
             self._apply_diff(s, d, tag)
         if issue is not None:
             self._on_gap(s, where, issue)
 
+    def _replace(self, s: _Symbol, ts_local: int, snap: DepthSnapshot, levels: list[tuple[int, int, int]]) -> None:
+        """A polled book (no diffs): a newer snapshot replaces it, written as one depth message that sets
+        every level of the new snapshot and deletes every other level of the previous one.  The book
+        then holds exactly the snapshot's levels, and OFI sees consecutive states of one book."""
+        assert s.seq is not None
+        prev = s.seq.last_u
+        if not s.seq.advance(snap.lastUpdateId):  # not newer than the book: nothing to do
+            self.stats.snapshots_unused += 1
+            return
+        self.stats.snapshots_replaced += 1
+        new = {(side, tick): lots for side, tick, lots in levels}
+        old = s.poll_levels or {}
+        lid, sid = snap.lastUpdateId, s.sid
+        ts_ex = snap.E * _MS if snap.E else ts_local
+        rows = self._rows
+        n0 = len(rows)
+        for side, tick in sorted(old.keys() - new.keys()):
+            rows.append((1, side, 0, sid, ts_ex, ts_local, tick, 0, lid, prev, 0.0))
+        for (side, tick), lots in new.items():
+            if old.get((side, tick)) != lots:
+                rows.append((1, side, 0, sid, ts_ex, ts_local, tick, lots, lid, prev, 0.0))
+        if len(rows) == n0:  # unchanged: the message still advances the update id
+            rows.append((1, 0, 0, sid, ts_ex, ts_local, 0, 0, lid, prev, 0.0))
+        last = list(rows[-1])
+        last[2] = _EOM
+        rows[-1] = tuple(last)
+        s.poll_levels = new
+        self.stats.levels_applied += len(rows) - n0
+        self.depth_msg_end.append(len(rows) - 1)
+        self.depth_msg_where.append(f"snapshot lastUpdateId={lid}")
+
     def _on_diff(self, s: _Symbol, ts_local: int, d: DepthUpdate, where: str) -> None:
         assert s.seq is not None
+        s.diffs_seen = True
+        s.poll_levels = None
         action, issue = s.seq.on_diff(d, (ts_local, where))
         if action is Action.APPLY:
             self._apply_diff(s, d, (ts_local, where))
+        elif action is Action.DUPLICATE:
+            self.stats.diffs_duplicate += 1
         elif action is Action.STALE:
             self.stats.diffs_stale += 1
         elif action is Action.GAP:
@@ -283,13 +376,27 @@ class BinanceFeed:
         sid = s.sid
         rows = self._rows
         if isinstance(m, Trade):
-            self.stats.trades += 1
-            rows.append((int(Kind.TRADE), -1 if m.m else 1, _EOM, sid, m.T * _MS, ts_local, px.to_int(m.p),
-                         qg.to_int(m.q), m.t, NO_ID, 0.0))
+            if self._admit(s, "trade", m.t):
+                self.stats.trades += 1
+                rows.append((int(Kind.TRADE), -1 if m.m else 1, _EOM, sid, m.T * _MS, ts_local, px.to_int(m.p),
+                             qg.to_int(m.q), m.t, NO_ID, 0.0))
         elif isinstance(m, AggTrade):
-            self.stats.trades += 1
-            rows.append((int(Kind.TRADE), -1 if m.m else 1, _EOM, sid, m.T * _MS, ts_local, px.to_int(m.p),
-                         qg.to_int(m.q), m.a, m.f, 0.0))
+            if self._admit(s, "aggTrade", m.a):
+                self.stats.trades += 1
+                rows.append((int(Kind.TRADE), -1 if m.m else 1, _EOM, sid, m.T * _MS, ts_local, px.to_int(m.p),
+                             qg.to_int(m.q), m.a, m.f, 0.0))
+        elif isinstance(m, RecentTrades):
+            ids = s.trade_ids.setdefault("rest", TradeIds())
+            for t in m.trades:  # the overlap with the previous poll is expected, not counted
+                if ids.admit(t.id):
+                    self.stats.trades += 1
+                    rows.append((int(Kind.TRADE), -1 if t.isBuyerMaker else 1, _EOM, sid, t.time * _MS, ts_local,
+                                 px.to_int(t.price), qg.to_int(t.qty), t.id, NO_ID, 0.0))
+        elif isinstance(m, OpenInterest):
+            self.stats.open_interest += 1
+            self.open_interest[s.name] = (ts_local, m)
+            rows.append((int(Kind.OPEN_INTEREST), 0, _EOM, sid, m.time * _MS, ts_local, 0, 0, NO_ID, NO_ID,
+                         float(m.openInterest)))
         elif isinstance(m, BookTicker):
             self.stats.book_tickers += 1
             ts_ex = (m.E or 0) * _MS
@@ -310,3 +417,12 @@ class BinanceFeed:
                 rows.append((int(Kind.FUNDING_RATE), 0, _EOM, sid, ts_ex, ts_local, 0, 0, m.T * _MS, NO_ID,
                              float(m.r)))
 
+
+    def _admit(self, s: _Symbol, stream: str, tid: int) -> bool:
+        """Whether a stream trade is new (or late); a repeat is dropped and counted."""
+        got = s.trade_ids.setdefault(stream, TradeIds()).admit(tid)
+        if got == 0:
+            self.stats.trades_duplicate += 1
+        elif got == 2:
+            self.stats.trades_late += 1
+        return got != 0

@@ -28,15 +28,20 @@ def _precision(texts: list[str]) -> str:
 
 
 def instrument_for(
-    market: Market, symbol: str, prices: list[str], qtys: list[str], tick_size: str | None = None
+    market: Market, symbol: str, prices: list[str], qtys: list[str], tick_size: str | None = None,
+    contract_size: float | None = None,
 ) -> Instrument:
     """Instrument for a Binance symbol, given sample price and quantity strings (e.g. a snapshot).
 
     The lot is the precision the quantities are written in, so every quantity converts exactly.
+    ``contract_size`` (exchangeInfo ``contractSize``, COIN-M: USD per contract) overrides the table and
+    the fallback (100 USD for BTC contracts, 10 USD for the others, as Binance lists them).
     """
     known = KNOWN_TICKS.get((market, symbol))
     tick = tick_size or (known[0] if known else infer_step(prices))
     mult = known[1] if known else (100.0 if symbol.startswith("BTC") else 10.0) if market == "coinm" else 1.0
+    if contract_size is not None and market == "coinm":
+        mult = float(contract_size)
     return Instrument(
         venue=VENUES[market],
         symbol=symbol,

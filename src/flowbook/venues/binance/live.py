@@ -13,6 +13,9 @@ Sync (Binance "How to manage a local order book correctly", reference §B.1; ste
    buffer is refused; the symbol fetches again after a backoff.
 4. A gap unsyncs that symbol only (the feed clears its book); its next diff triggers a new snapshot.
 
+Periodic REST (open interest; the REST-polling mode, which opens no socket) lives in :mod:`.poll`.
+24 h tickers (``@ticker``) produce no event; the feed keeps the latest per symbol (:meth:`BinanceLive.ticker`).
+
 Queue policy: readers never wait.  When the bounded queue is full the frame is dropped and counted per
 symbol; a dropped depth diff also unsyncs that symbol at once (book cleared, new snapshot).  A depth
 frame that is not valid JSON does the same.  A reconnect does not clear books: the chain check on the
@@ -28,7 +31,6 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import aiohttp
 import numpy as np
@@ -36,6 +38,8 @@ import numpy as np
 from ...events import Flag, Kind, empty_events
 from ..registry import Venue
 from .feed import BinanceFeed
+from .messages import OpenInterest, Ticker
+from .poll import RestPoller
 from .rest import (
     Backoff,
     BinanceRest,
@@ -49,49 +53,13 @@ from .rest import (
     plan_connections,
     stream_key,
 )
+from .state import SymbolStats, _Conn
 
 __all__ = ["BinanceLive", "ConnectError", "LiveConfig", "LiveError", "SubscriptionRejected", "SymbolStats",
            "plan_connections"]
 
 log = logging.getLogger("flowbook.live.binance")
 _BATCH = 256  # frames per consumer step before yielding to the readers and REST
-
-
-@dataclass
-class SymbolStats:
-    """Per-symbol transport and sync counters."""
-
-    messages: int = 0
-    depth: int = 0
-    gaps: int = 0
-    resyncs: int = 0
-    snapshots: int = 0
-    stale_snapshots: int = 0
-    bad: int = 0
-    dropped: int = 0
-    dropped_depth: int = 0
-    forced_resyncs: int = 0
-    rest_errors: int = 0
-    queued: int = 0
-    synced: bool = False
-    connected: bool = False
-    # resync bookkeeping
-    ever_synced: bool = False
-    attempts: int = 0
-    not_before: float = 0.0
-    last_fetch: float = 0.0
-
-
-@dataclass
-class _Conn:
-    cid: int
-    url: str
-    streams: list[str]
-    symbols: list[str]
-    ws: aiohttp.ClientWebSocketResponse | None = None
-    connected: bool = False
-    reconnects: int = 0
-    names: dict[bytes, str] = field(default_factory=dict)
 
 
 class BinanceLive:
@@ -118,16 +86,20 @@ class BinanceLive:
         self.internal_errors = 0
         self.backoff = Backoff(cfg.reconnect_base, cfg.reconnect_cap, rng)
         caps = venue.capabilities
-        self.snapshot_limit = cfg.snapshot_limit or caps.default_snapshot_limit
+        self.poll_mode = bool(cfg.poll_interval)
+        self.snapshot_limit = cfg.snapshot_limit or (20 if self.poll_mode else caps.default_snapshot_limit)
         if self.snapshot_limit not in caps.snapshot_limits:
             raise LiveError(f"snapshot limit {self.snapshot_limit} not offered by {venue.name} "
                             f"({', '.join(map(str, caps.snapshot_limits))})")
-        self.connections = [_Conn(i, url, st, sy) for i, (url, st, sy)
-                            in enumerate(plan_connections(venue, self.symbols, cfg))]
+        if cfg.poll_interval is not None and cfg.poll_interval <= 0:
+            raise LiveError(f"poll interval must be positive, got {cfg.poll_interval}")
+        self.connections = [] if self.poll_mode else [
+            _Conn(i, url, st, sy) for i, (url, st, sy) in enumerate(plan_connections(venue, self.symbols, cfg))]
         self._conn_of = {s: c for c in self.connections for s in c.symbols if any(
             n.startswith(f"{s.lower()}@depth") for n in c.streams)}
         self._q: deque[tuple[int, int, bytes, str | None, bytes]] = deque()
-        self._control: deque[tuple[str, int, bytes]] = deque()
+        self._control: deque[tuple[str, int, bytes, str]] = deque()  # REST answers: symbol, time, body, kind
+        self.poller = RestPoller(self)
         self._resets: set[str] = set()
         self._fetching: set[str] = set()
         self._wake = asyncio.Event()
@@ -151,9 +123,12 @@ class BinanceLive:
         try:
             if cfg.validate_symbols:
                 try:
-                    await self.rest.exchange_info(self.symbols)
+                    info = await self.rest.exchange_info(self.symbols)
                 except RestError as exc:
                     raise ConnectError(f"{self.venue.name}: cannot reach {self.rest.base} ({exc})") from None
+                for sym, entry in info.items():  # COIN-M: USD per contract of an inverse contract
+                    if "contractSize" in entry:
+                        self.feed.contract_sizes[sym] = float(entry["contractSize"])
             await asyncio.gather(*(self._connect(c, first=True) for c in self.connections))
         except (LiveError, UnknownSymbol):
             await self._close_all()
@@ -163,6 +138,7 @@ class BinanceLive:
             st.last_fetch = now
         self._consumer = asyncio.create_task(self._consume(), name="binance-consumer")
         self._tasks = [asyncio.create_task(self._run_conn(c), name=f"binance-ws-{c.cid}") for c in self.connections]
+        self._tasks += self.poller.tasks()
 
     async def stop(self) -> None:
         """Close sockets, process what was received, close the session.  Safe to call twice."""
@@ -190,6 +166,24 @@ class BinanceLive:
         """Fetch and process a snapshot now (e.g. so a new recording file starts with one)."""
         if symbol in self.stats and not self._stopping:
             self._start_fetch(symbol, forced=True)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def deliver(self, sym: str, ts: int, body: bytes, kind: str) -> None:
+        """Hand a REST answer to the consumer (``kind``: ``snapshot`` of a resync, ``poll`` for a polled
+        snapshot, ``rest`` for anything else); it is processed and recorded in arrival order."""
+        self._control.append((sym, ts, body, kind))
+        self._wake.set()
+
+    def ticker(self, symbol: str) -> tuple[int, Ticker] | None:
+        """``(receive time ns, message)`` of the symbol's latest 24 h ticker."""
+        return self.feed.tickers.get(symbol)
+
+    def open_interest(self, symbol: str) -> tuple[int, OpenInterest] | None:
+        """``(receive time ns, message)`` of the symbol's latest open interest answer."""
+        return self.feed.open_interest.get(symbol)
 
     def symbol_name(self, sid: int) -> str:
         if sid >= len(self._names):
@@ -332,23 +326,39 @@ class BinanceLive:
                 await asyncio.sleep(self.backoff.delay(attempt))
                 attempt += 1
                 continue
-            self._control.append((sym, ts, body))
-            self._wake.set()
+            self.deliver(sym, ts, body, "snapshot")
             break
         self._fetch_tasks.pop(sym, None)
 
-    def _on_snapshot(self, sym: str, ts: int, body: bytes) -> None:
+    def _on_rest(self, sym: str, ts: int, body: bytes, kind: str) -> None:
+        """A REST answer through the feed and into the recording (one line each)."""
         if b"\n" in body or b"\r" in body:
             body = body.replace(b"\r", b" ").replace(b"\n", b" ")
+        if kind == "snapshot":
+            self._on_snapshot(sym, ts, body)
+            return
+        st = self.stats[sym]
+        bad0, dup0 = self.feed.stats.bad_messages, self.feed.stats.trades_duplicate
+        self.feed.on_frame(ts, body, f"rest:{sym}", sym)
+        if self.on_frame is not None:
+            self.on_frame(sym, ts, body)
+        st.bad += self.feed.stats.bad_messages - bad0
+        st.duplicates += self.feed.stats.trades_duplicate - dup0
+        if kind == "poll":
+            st.snapshots += 1
+            self._note_sync(sym, st)
+
+    def _on_snapshot(self, sym: str, ts: int, body: bytes) -> None:
         self._fetching.discard(sym)
         st = self.stats[sym]
-        stale0 = self.feed.stats.stale_snapshots
+        stale0, dup0 = self.feed.stats.stale_snapshots, self.feed.stats.diffs_duplicate
         bad0 = self.feed.stats.bad_messages
         self.feed.on_frame(ts, body, f"rest:{sym}", sym)
         if self.on_frame is not None:
             self.on_frame(sym, ts, body)
         st.snapshots += 1
         st.stale_snapshots += self.feed.stats.stale_snapshots - stale0
+        st.duplicates += self.feed.stats.diffs_duplicate - dup0
         st.bad += self.feed.stats.bad_messages - bad0
         self._note_sync(sym, st)
         if not st.synced:  # stale or unusable: try again after a backoff
@@ -413,7 +423,7 @@ class BinanceLive:
             self._force_resync(sym)
         self._resets.clear()
         while self._control:
-            self._on_snapshot(*self._control.popleft())
+            self._on_rest(*self._control.popleft())
         feed, q = self.feed, self._q
         for _ in range(min(len(q), _BATCH)):
             ts, cid, data, sym, kind = q.popleft()
@@ -423,8 +433,10 @@ class BinanceLive:
                 continue
             st = self.stats[sym]
             st.queued -= 1
-            gaps0, bad0 = feed.stats.gaps, feed.stats.bad_messages
+            fs = feed.stats
+            gaps0, bad0, dup0 = fs.gaps, fs.bad_messages, fs.diffs_duplicate + fs.trades_duplicate
             feed.on_frame(ts, data, f"ws{cid}:{self._seq}", None)
+            st.duplicates += fs.diffs_duplicate + fs.trades_duplicate - dup0
             if self.on_frame is not None:
                 self.on_frame(sym, ts, data)
             st.messages += 1
@@ -448,6 +460,8 @@ class BinanceLive:
             self.on_events(out)
 
     def _housekeeping(self, now: float) -> None:
+        if self.poll_mode:  # every poll brings a snapshot
+            return
         for sym, st in self.stats.items():
             if st.synced or not st.connected or sym in self._fetching:
                 continue

@@ -14,13 +14,18 @@ from .messages import (
     Envelope,
     ForceOrder,
     MarkPrice,
+    OpenInterest,
+    RecentTrades,
+    RestTrade,
+    Ticker,
     Trade,
 )
 
 __all__ = ["BinanceMessage", "decode", "Market", "market_of"]
 
 Market = Literal["spot", "usdm", "coinm"]
-BinanceMessage = DepthUpdate | DepthSnapshot | Trade | AggTrade | BookTicker | ForceOrder | MarkPrice
+BinanceMessage = (DepthUpdate | DepthSnapshot | Trade | AggTrade | BookTicker | ForceOrder | MarkPrice | Ticker
+                  | OpenInterest | RecentTrades)
 
 _envelope = msgspec.json.Decoder(Envelope)
 _by_stream: dict[str, msgspec.json.Decoder] = {
@@ -30,6 +35,7 @@ _by_stream: dict[str, msgspec.json.Decoder] = {
     "bookTicker": msgspec.json.Decoder(BookTicker),
     "forceOrder": msgspec.json.Decoder(ForceOrder),
     "markPrice": msgspec.json.Decoder(MarkPrice),
+    "ticker": msgspec.json.Decoder(Ticker),
 }
 _by_event = {
     "depthUpdate": _by_stream["depth"],
@@ -38,8 +44,11 @@ _by_event = {
     "bookTicker": _by_stream["bookTicker"],
     "forceOrder": _by_stream["forceOrder"],
     "markPriceUpdate": _by_stream["markPrice"],
+    "24hrTicker": _by_stream["ticker"],
 }
 _snapshot = msgspec.json.Decoder(DepthSnapshot)
+_open_interest = msgspec.json.Decoder(OpenInterest)
+_trades = msgspec.json.Decoder(list[RestTrade])
 
 
 class _EventType(msgspec.Struct):
@@ -56,7 +65,8 @@ def _stream_kind(stream: str) -> str:
 
 
 def decode(payload: bytes | str) -> BinanceMessage | None:
-    """Decode one Binance message (combined-stream envelope, raw stream, or REST depth snapshot).
+    """Decode one Binance message (combined-stream envelope, raw stream, or a REST answer: depth snapshot,
+    open interest, recent trades).
 
     Returns ``None`` for message types flowbook does not use (klines, subscription acks, ...).
     Raises ``msgspec.DecodeError``/``ValidationError`` on malformed JSON or missing fields.
@@ -70,6 +80,10 @@ def decode(payload: bytes | str) -> BinanceMessage | None:
         return dec.decode(env.data) if dec is not None else None
     if b'"lastUpdateId"' in payload[:40]:
         return _snapshot.decode(payload)
+    if head.startswith(b"["):  # REST recent trades
+        return RecentTrades(_trades.decode(payload))
+    if b'"openInterest"' in payload[:120]:
+        return _open_interest.decode(payload)
     kind = _event_type.decode(payload).e
     dec = _by_event.get(kind)
     if dec is None:

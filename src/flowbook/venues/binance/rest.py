@@ -1,6 +1,6 @@
 """What the live adapter asks of Binance, within the venue's limits.
 
-REST: depth snapshots and exchangeInfo, within a weight budget.  Streams: which streams each symbol
+REST: depth snapshots, exchangeInfo, open interest and recent trades, within a weight budget.  Streams: which streams each symbol
 subscribes and how they are spread over connections (routes, streams per connection).
 
 Responses are returned as the raw bytes Binance sent (the recorder writes them as they are).  Error
@@ -167,6 +167,17 @@ class BinanceRest:
                                self.venue.capabilities.snapshot_weight(limit))
         return time.time_ns(), body
 
+    async def open_interest(self, symbol: str) -> tuple[int, bytes]:
+        """``(local receive time ns, raw body)`` of ``GET openInterest?symbol=`` (futures)."""
+        body = await self._get("/openInterest", {"symbol": symbol}, self.venue.capabilities.open_interest_weight)
+        return time.time_ns(), body
+
+    async def recent_trades(self, symbol: str, limit: int) -> tuple[int, bytes]:
+        """``(local receive time ns, raw body)`` of ``GET trades?symbol=&limit=`` (oldest first)."""
+        body = await self._get("/trades", {"symbol": symbol, "limit": str(limit)},
+                               self.venue.capabilities.trades_weight)
+        return time.time_ns(), body
+
     async def exchange_info(self, symbols: list[str]) -> dict[str, dict[str, Any]]:
         """``{symbol: exchangeInfo entry}`` for ``symbols``; raises :class:`UnknownSymbol`."""
         if self.venue.market == "spot":
@@ -193,7 +204,7 @@ class BinanceRest:
             e = listed.get(s)
             if e is None:
                 raise UnknownSymbol(f"unknown symbol {s} on {self.venue.name}")
-            status = e.get("status", "TRADING")
+            status = e.get("status", e.get("contractStatus", "TRADING"))  # COIN-M: contractStatus
             if status != "TRADING":
                 raise UnknownSymbol(f"symbol {s} on {self.venue.name} is not trading (status {status})")
             out[s] = e
@@ -232,6 +243,10 @@ class LiveConfig:
     book_ticker: bool = True
     force_order: bool = True  # futures only
     mark_price: bool = True  # futures only ("@markPrice@1s")
+    ticker: bool = True  # "@ticker": 24 h statistics (no event; latest value per symbol)
+    open_interest_interval: float | None = 10.0  # futures: GET openInterest every N s per symbol; None: off
+    poll_interval: float | None = None  # REST-polling mode: depth snapshot (and trades) every N s, no sockets
+    poll_trades_limit: int = 500  # recent trades per poll (Binance's default and a safe 1000 maximum)
     ws_url: str | None = None
     rest_url: str | None = None
     route_streams: bool | None = None
@@ -263,6 +278,8 @@ def _streams_of(venue: Venue, sym: str, cfg: LiveConfig) -> list[tuple[str, str]
         out.append((cfg.trades, f"{s}@{cfg.trades}"))
     if cfg.book_ticker:
         out.append(("bookTicker", f"{s}@bookTicker"))
+    if cfg.ticker:
+        out.append(("ticker", f"{s}@ticker"))
     if venue.market != "spot":
         if cfg.force_order:
             out.append(("forceOrder", f"{s}@forceOrder"))

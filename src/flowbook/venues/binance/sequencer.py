@@ -19,7 +19,8 @@ __all__ = ["Action", "DepthSequencer", "SyncIssue"]
 class Action(Enum):
     APPLY = "apply"  # apply the diff to the book
     BUFFER = "buffer"  # held until a snapshot arrives
-    STALE = "stale"  # older than the book: ignore
+    STALE = "stale"  # older than the snapshot the book starts from: ignore
+    DUPLICATE = "duplicate"  # u <= the last applied u: already in the book (a repeat or a late copy)
     GAP = "gap"  # continuity broken: the book is invalid until the next snapshot
 
 
@@ -47,7 +48,8 @@ class DepthSequencer:
         self.last_u: int | None = None
         self._first_pending = False
         self._buffer: deque[tuple[DepthUpdate, object]] = deque(maxlen=max_buffer)
-        self.issues: list[SyncIssue] = []
+        self.issues: deque[SyncIssue] = deque(maxlen=1000)  # the latest ones; the feed counts all
+        self.duplicates = 0  # diffs dropped as already applied (also those met in the buffer)
 
     def reset(self) -> None:
         """Forget the book: buffer diffs again until the next snapshot."""
@@ -85,18 +87,19 @@ class DepthSequencer:
             self._first_pending = False
             self.last_u = d.u
             return Action.APPLY, None
+        # A diff whose u is at or below the last applied u changes nothing the book does not hold
+        # already: a repeated frame, or a copy that arrives late.  Dropping it keeps the chain intact;
+        # on futures its pu would otherwise look like a break (an exact repeat has pu != last u).
+        if d.u <= last:
+            self.duplicates += 1
+            return Action.DUPLICATE, None
         if self.futures:
             # 5. Each new event's pu must equal the previous event's u, else re-initialise.
-            if d.u < last:
-                return Action.STALE, None
             if d.pu != last:
                 return self._gap(d)
-        else:
-            # 6. u < local id: stale; U > local id + 1: something was missed, restart.
-            if d.u <= last:
-                return Action.STALE, None
-            if last + 1 < d.U:
-                return self._gap(d)
+        # 6. U > local id + 1: something was missed, restart.
+        elif last + 1 < d.U:
+            return self._gap(d)
         self.last_u = d.u
         return Action.APPLY, None
 
@@ -107,6 +110,14 @@ class DepthSequencer:
         self.issues.append(issue)
         self.reset()
         return Action.GAP, issue
+
+    def advance(self, last_update_id: int) -> bool:
+        """Polling without diffs: a newer snapshot replaces the synced book.  False when it is not newer
+        (an answer overtaken by a later one), or when the book is not synced."""
+        if not self.synced or self.last_u is None or last_update_id <= self.last_u:
+            return False
+        self.last_u = last_update_id
+        return True
 
     def on_snapshot(
         self, snap: DepthSnapshot
