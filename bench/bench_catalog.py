@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                              "core_s": core, "all_s": full, "ratio": full / core, "runs": times}
         print(f"{name}: {s.rows:,} rows, {s.levels_applied:,} level updates: core {core:.3f} s, "
               f"all {full:.3f} s, ratio {full / core:.2f} (target <= 3)")
+    shutil.rmtree(work, ignore_errors=True)
     res["loadavg_end"] = os.getloadavg()
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"catalog_{res['started']}.json"

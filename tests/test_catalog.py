@@ -17,7 +17,7 @@ from flowbook.replay.sources import load
 from flowbook.testing import write_recording
 
 USDM = "hftbacktest/usdm/btcusdt_20240808.gz"
-GROUPS = ["profile", "vpin", "cost"]
+GROUPS = ["profile", "vpin", "cost", "micro", "liquidity", "futures"]
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +37,10 @@ def test_columns_are_point_in_time(usdm) -> None:  # noqa: ANN001
     assert np.isfinite(full["profile_poc"]).all() and np.isfinite(full["cost_buy_bps"]).all()
     for j, t in enumerate(samples.tolist()):
         cut = ev[ev["ts_local"] <= t]  # only what was known at t
-        part = catalog.columns(GROUPS, cut, inst, np.array([t], np.int64))
+        # the samples up to t as well: the liquidity score's references are medians over past samples
+        part = catalog.columns(GROUPS, cut, inst, samples[: j + 1])
         for name, col in full.items():
-            np.testing.assert_equal(part[name][0], col[j], err_msg=f"{name} at sample {j}")
+            np.testing.assert_equal(part[name][-1], col[j], err_msg=f"{name} at sample {j}")
     trades = ev[ev["kind"] == Kind.TRADE]
     px = float(inst.tick_size)
     assert trades["price"].min() * px <= full["profile_poc"].min() <= full["profile_poc"].max() <= \

@@ -23,8 +23,10 @@ Groups and columns (prices in quote units, sizes in base units):
   walk of the latest such time at or before it (a walk costs tens of microseconds; one per row would
   dominate the replay).  NaN before the first refresh, while the book is unsynced, and for inverse
   instruments (book walks are defined for linear ones).
-* ``micro``, ``liquidity``, ``futures``: the microstructure, liquidity and futures-context modules,
-  when present (:data:`GROUPS` lists what this installation has).
+* ``micro``, ``liquidity``, ``futures``: the microstructure, liquidity and futures-context modules
+  (:mod:`flowbook.features.micro`, ``liquidity``, ``futures``).  ``liquidity`` (score, walls,
+  clusters, depth pressure) is refreshed each ``liquidity_every_ns`` (1 s) like ``cost``: a wall
+  search per row would dominate the replay.
 
 Detector events (``detectors``) are not columns: :func:`detections` returns them as a table.
 """
@@ -50,10 +52,14 @@ NS_MIN = 60_000_000_000
 class CatalogConfig:
     cost_quote: float = 100_000.0  # size of the book walk, quote currency
     cost_every_ns: int = 1_000_000_000  # the walk's refresh clock
+    liquidity_every_ns: int = 1_000_000_000  # the liquidity group's refresh clock (walls, score)
     vpin_calibration_ns: int = NS_MIN  # the bucket size is set from this first stretch of trades
     vpin_buckets_per_calibration: int = 10  # bucket volume = calibration volume / this
     vpin_buckets: int = 50  # buckets per VPIN value
     vpin_bar_ns: int = 1_000_000_000  # bulk-volume-classification bars
+
+
+GroupFn = Callable[[np.ndarray, Instrument, np.ndarray, str, CatalogConfig], dict[str, np.ndarray]]
 
 
 def _trades(events: np.ndarray, clock: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -114,30 +120,41 @@ def _cost(events: np.ndarray, inst: Instrument, sample_ts: np.ndarray, clock: st
     cols = {c: np.full(n, np.nan) for c in ("cost_buy_bps", "cost_sell_bps", "cost_buy_levels", "cost_sell_levels")}
     if inst.inverse or not len(events):
         return cols
-    if n == 0:
-        return cols
-    # the walk is refreshed on a clock grid; a row carries the walk of the latest grid time <= its time
-    step = cfg.cost_every_ns
-    t = np.asarray(sample_ts, np.int64)
-    grid = np.arange(-(-int(t[0]) // step) * step, int(t[-1]) + 1, step, dtype=np.int64)
-    if not len(grid):
-        return cols
-    walks = cost_series(events, inst, grid, cfg.cost_quote, "quote", clock=clock)
-    g = {c: np.full(len(grid), np.nan) for c in cols}
-    for j, c in enumerate(walks):
+    for j, c in enumerate(cost_series(events, inst, sample_ts, cfg.cost_quote, "quote", clock=clock)):
         if c is not None:
-            g["cost_buy_bps"][j] = c.buy.slippage_mid_bps
-            g["cost_sell_bps"][j] = c.sell.slippage_mid_bps
-            g["cost_buy_levels"][j] = c.buy.levels
-            g["cost_sell_levels"][j] = c.sell.levels
-    at = np.searchsorted(grid, t, side="right") - 1
-    ok = at >= 0
-    for c in cols:
-        cols[c][ok] = g[c][at[ok]]
+            cols["cost_buy_bps"][j] = c.buy.slippage_mid_bps
+            cols["cost_sell_bps"][j] = c.sell.slippage_mid_bps
+            cols["cost_buy_levels"][j] = c.buy.levels
+            cols["cost_sell_levels"][j] = c.sell.levels
     return cols
 
 
-GroupFn = Callable[[np.ndarray, Instrument, np.ndarray, str, CatalogConfig], dict[str, np.ndarray]]
+def _on_grid(fn: GroupFn, step_of: Callable[[CatalogConfig], int]) -> GroupFn:
+    """``fn`` evaluated at each multiple of a clock step only; a row carries the values of the latest
+    such time at or before it (point in time; NaN before the first).  For groups whose cost per
+    sample (a book walk, a wall search) would dominate a replay with a row per message."""
+
+    def on_grid(events: np.ndarray, inst: Instrument, sample_ts: np.ndarray, clock: str,
+                cfg: CatalogConfig) -> dict[str, np.ndarray]:
+        t = np.asarray(sample_ts, np.int64)
+        step = step_of(cfg)
+        first = -(-int(t[0]) // step) * step if len(t) else 0
+        grid = np.arange(first, int(t[-1]) + 1 if len(t) else 0, step, dtype=np.int64)
+        g = fn(events, inst, grid, clock, cfg)
+        at = np.searchsorted(grid, t, side="right") - 1
+        ok = at >= 0
+        out = {}
+        for name, col in g.items():
+            col = np.asarray(col)
+            fill = -1 if col.dtype.kind in "iu" else np.nan
+            o = np.full(len(t), fill, dtype=col.dtype if col.dtype.kind in "iuf" else np.float64)
+            o[ok] = col[at[ok]]
+            out[name] = o
+        return out
+
+    return on_grid
+
+
 
 # groups provided by other analytics modules: (module, function) — present when the module is
 _EXTERNAL: dict[str, tuple[str, str]] = {
@@ -156,11 +173,12 @@ def _external(name: str) -> GroupFn | None:
 
 
 def _groups() -> dict[str, GroupFn]:
-    out: dict[str, GroupFn] = {"profile": _profile, "vpin": _vpin, "cost": _cost}
+    out: dict[str, GroupFn] = {"profile": _profile, "vpin": _vpin,
+                               "cost": _on_grid(_cost, lambda c: c.cost_every_ns)}
     for name in _EXTERNAL:
         fn = _external(name)
         if fn is not None:
-            out[name] = fn
+            out[name] = _on_grid(fn, lambda c: c.liquidity_every_ns) if name == "liquidity" else fn
     return out
 
 
