@@ -45,3 +45,17 @@ def pg_schema(pg_dsn: str) -> Iterator[str]:
     yield name
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+# the three Binance captures the analytics twins are checked on (spot chained across 00:00 UTC)
+CAPTURES = {"usdm": ["usdm/btcusdt_20240808.gz"], "spot": ["spot/btcusdt_20240808.gz", "spot/btcusdt_20240809.gz"],
+            "cm": ["cm/btcusd_perp_20240808.gz"]}
+
+
+@pytest.fixture(scope="module", params=sorted(CAPTURES))
+def capture(request: pytest.FixtureRequest, data_dir: Path):  # noqa: ANN201
+    """``(events, instrument)`` of each capture in turn."""
+    from flowbook.replay.sources import load
+
+    loaded = load([data_dir / "hftbacktest" / p for p in CAPTURES[request.param]], None, False)
+    return loaded.events, loaded.instruments[0]

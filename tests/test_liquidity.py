@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import statistics
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,7 +27,6 @@ from flowbook.features.liquidity import (
     rolling_median_nb,
 )
 from flowbook.features.reference_micro import ref_liquidity, ref_walls
-from flowbook.replay.sources import load
 
 # bids, best first: median size 2, walls >= 10 (x5), cluster members >= 6 (x3)
 BIDS = [(100, 1), (99, 2), (98, 20), (97, 21), (96, 1), (95, 2), (94, 1), (93, 30), (92, 1), (91, 2)]
@@ -143,16 +141,6 @@ def test_liquidity_matches_twin(data: tuple[np.ndarray, list[int]], cfg: Liquidi
     ev, samples = data
     got = liquidity_series(ev, inst, np.array(samples, np.int64), cfg)
     assert_columns_match(got, ref_liquidity(ev, inst, samples, cfg))
-
-
-CAPTURES = {"usdm": ["usdm/btcusdt_20240808.gz"], "spot": ["spot/btcusdt_20240808.gz", "spot/btcusdt_20240809.gz"],
-            "cm": ["cm/btcusd_perp_20240808.gz"]}
-
-
-@pytest.fixture(scope="module", params=sorted(CAPTURES))
-def capture(request: pytest.FixtureRequest, data_dir: Path) -> tuple[np.ndarray, Instrument]:
-    loaded = load([data_dir / "hftbacktest" / p for p in CAPTURES[request.param]], None, False)
-    return loaded.events, loaded.instruments[0]
 
 
 def test_real_capture_matches_twin(capture: tuple[np.ndarray, Instrument]) -> None:

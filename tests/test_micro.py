@@ -6,7 +6,6 @@ streams and on the real USD-M, spot and COIN-M captures."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +15,6 @@ from hypothesis import strategies as st
 from flowbook.events import EVENT_DTYPE, Flag, Instrument, Kind
 from flowbook.features.micro import MICRO_COLUMNS, MicroConfig, book_tape, classify_imbalance, micro_series
 from flowbook.features.reference_micro import ref_micro
-from flowbook.replay.sources import load
 
 NS = 1_000_000_000
 NS_DAY = 86_400 * NS
@@ -228,14 +226,7 @@ def test_micro_matches_twin(data: tuple[np.ndarray, list[int]], cfg: MicroConfig
 
 
 # ---- real captures ---------------------------------------------------------------------------------
-CAPTURES = {"usdm": ["usdm/btcusdt_20240808.gz"], "spot": ["spot/btcusdt_20240808.gz", "spot/btcusdt_20240809.gz"],
-            "cm": ["cm/btcusd_perp_20240808.gz"]}
-
-
-@pytest.fixture(scope="module", params=sorted(CAPTURES))
-def capture(request: pytest.FixtureRequest, data_dir: Path) -> tuple[np.ndarray, Instrument]:
-    loaded = load([data_dir / "hftbacktest" / p for p in CAPTURES[request.param]], None, False)
-    return loaded.events, loaded.instruments[0]
+# the real captures come from the ``capture`` fixture (tests/conftest.py)
 
 
 def test_real_capture_matches_twin(capture: tuple[np.ndarray, Instrument]) -> None:
