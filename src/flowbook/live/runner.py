@@ -20,7 +20,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from ..events import DecimalGrid, Flag, Kind, from_array
+from ..events import DecimalGrid, Flag, Instrument, Kind, from_array
 from ..events.model import Event
 from ..features import FEATURE_COLUMNS, FeatureConfig, FeatureEngine
 from ..store.writer import WriterReport
@@ -87,6 +87,7 @@ class LiveRunner:
                                 columns=FEATURE_COLUMNS if compute_features else (),
                                 interval_ns=self.feature_config.interval_ns))
         self._engines: dict[str, FeatureEngine] = {}
+        self._insts: dict[int, Instrument] = {}
         self._grids: dict[str, tuple[DecimalGrid, DecimalGrid]] = {}
         self._lat_ex = {s: LatencyWindow() for s in syms}
         self._lat_feat = {s: LatencyWindow() for s in syms}
@@ -247,7 +248,11 @@ class LiveRunner:
             self._trusted[sym] = (int(bids.min()) if len(bids) else None, int(asks.max()) if len(asks) else None)
         if self._event_cbs:
             self._dispatch_events(sym, ev)
-        inst = self.adapter.feed.instruments[sid]
+        inst = self._insts.get(sid)
+        if inst is None:  # the feed's list is rebuilt per call: look it up once per symbol
+            inst = self.adapter.feed.instruments[sid]
+            if inst is not None:
+                self._insts[sid] = inst
         if self.store is not None and inst is not None:
             self.store.add_events(sym, inst, ev)
         if not self.compute_features:
