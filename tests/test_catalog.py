@@ -75,3 +75,25 @@ def test_unknown_group_is_one_line(tmp_path: Path) -> None:
     assert r.returncode == 2 and "unknown feature group(s) nope" in r.stderr
     assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
     assert catalog.resolve_groups("core") == [] and "detectors" in catalog.resolve_groups("all")
+
+
+def test_detections_reach_both_stores(pg_dsn: str, pg_schema: str, tmp_path: Path) -> None:
+    from flowbook.replay import replay
+    from flowbook.store import open_store
+
+    rec = tmp_path / "d.gz"
+    write_recording(rec, 60_000, 11, symbol="DDDUSDT")
+    for uri in (f"parquet:{tmp_path / 'store'}", f"{pg_dsn}?schema={pg_schema}"):
+        s = replay([rec], tmp_path / "f.parquet", store=uri, groups=["detectors"])
+        det = pl.read_parquet(tmp_path / "f.detections.parquet")
+        assert s.detections == det.height > 0 and s.stored["detector_events"] == det.height
+        st = open_store(uri)
+        got = st.query("SELECT detector, count(*) AS n, sum(qty) AS q FROM detector_events GROUP BY 1 ORDER BY 1")
+        want = det.group_by("detector").agg(pl.len().alias("n"), pl.col("volume").sum().alias("q")).sort("detector")
+        assert got["detector"].to_list() == want["detector"].to_list()
+        assert got["n"].to_list() == want["n"].to_list()
+        np.testing.assert_allclose([float(x) for x in got["q"].to_list()], want["q"].to_list(), rtol=1e-12)
+        again = replay([rec], tmp_path / "f.parquet", store=uri, groups=["detectors"])
+        assert again.stored["detector_events"] == 0  # a second run adds nothing
+        if hasattr(st, "close"):
+            st.close()

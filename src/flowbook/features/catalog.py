@@ -37,13 +37,17 @@ import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
 from ..events import Instrument, Kind
 
-__all__ = ["GROUPS", "CatalogConfig", "DETECTION_SCHEMA", "resolve_groups", "columns", "detections"]
+if TYPE_CHECKING:
+    from ..store.schema import Batch
+
+__all__ = ["GROUPS", "CatalogConfig", "DETECTION_SCHEMA", "resolve_groups", "columns", "detections", "detection_batch"]
 
 NS_MIN = 60_000_000_000
 
@@ -219,7 +223,7 @@ def columns(groups: Sequence[str], events: np.ndarray, inst: Instrument, sample_
 
 DETECTION_SCHEMA = {"ts": pl.Int64, "symbol": pl.Utf8, "detector": pl.Utf8, "side": pl.Int8, "price": pl.Float64,
                     "volume": pl.Float64, "notional": pl.Float64, "count": pl.Int64, "confidence": pl.Float64,
-                    "description": pl.Utf8}
+                    "description": pl.Utf8, "price_ticks": pl.Int64, "lots": pl.Int64}
 
 
 def detections(events: np.ndarray, inst: Instrument) -> pl.DataFrame:
@@ -232,4 +236,17 @@ def detections(events: np.ndarray, inst: Instrument) -> pl.DataFrame:
         "side": [d.side for d in rows], "price": [d.price for d in rows], "volume": [d.volume for d in rows],
         "notional": [d.notional for d in rows], "count": [d.count for d in rows],
         "confidence": [d.confidence for d in rows], "description": [d.description for d in rows],
+        "price_ticks": [d.price_ticks for d in rows], "lots": [d.lots for d in rows],
     }, schema=DETECTION_SCHEMA)
+
+
+def detection_batch(frame: pl.DataFrame, inst: Instrument) -> Batch:
+    """A :func:`detections` frame as rows of the store's ``detector_events`` table (``ts`` and
+    ``ts_exchange``: the detectors' clock, exchange time by default; price and size exact)."""
+    from ..store.schema import Batch
+
+    ts = frame["ts"].to_numpy()
+    return Batch.make("detector_events", inst, {
+        "ts": ts, "ts_exchange": ts, "detector": frame["detector"].to_list(), "side": frame["side"].to_numpy(),
+        "price": frame["price_ticks"].to_numpy(), "qty": frame["lots"].to_numpy(),
+        "score": frame["confidence"].to_numpy(), "details": frame["description"].to_list()})

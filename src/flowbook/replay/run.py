@@ -143,6 +143,7 @@ def replay(
     rows = []
     extras: list[dict[str, np.ndarray]] = []
     found: list[pl.DataFrame] = []
+    det_insts: list[Instrument] = []
     for sid, inst in enumerate(loaded.instruments):
         idx = np.flatnonzero(ev["symbol"] == sid)
         if idx.size == 0:
@@ -169,6 +170,7 @@ def replay(
             extras.append(catalog.columns(groups, ev[idx], inst, known, clock))
             if "detectors" in groups:
                 found.append(catalog.detections(ev[idx], inst))
+                det_insts.append(inst)
         if progress:
             progress("features", int(idx.size))
     df = features_frame(rows, interval=cfg.interval_ns > 0, extras=extras if groups else None)
@@ -185,6 +187,11 @@ def replay(
         from ..store import write_replay
 
         summary.stored = write_replay(sink, ev, loaded.instruments, rows, cfg, FEATURE_COLUMNS, fp)
+        if found:
+            from ..features.catalog import detection_batch
+
+            batches = [detection_batch(d, i) for d, i in zip(found, det_insts, strict=True) if d.height]
+            summary.stored["detector_events"] = sink.write(batches, batch_id=f"{fp}-detectors") if batches else 0
         summary.store = str(getattr(sink, "uri", ""))
         if sink is not store:
             sink.close()
