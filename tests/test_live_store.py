@@ -133,3 +133,22 @@ def test_record_with_store_and_one_line_errors(sim, tmp_path: Path, capsys: pyte
     assert rc == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown store URI" in err
+
+
+def test_events_before_the_instrument_is_known_wait_in_the_sink(tmp_path: Path) -> None:
+    from flowbook.events import EVENT_DTYPE, Instrument
+
+    inst = Instrument("binance-usdm", "EEEUSDT", "0.1", "0.001")
+    sink = StoreSink(f"parquet:{tmp_path / 'store'}", "binance-usdm", spill_dir=tmp_path / "spill")
+    ev = np.zeros(3, EVENT_DTYPE)
+    ev["kind"] = Kind.TRADE
+    ev["ts_exchange"] = ev["ts_local"] = 1_723_075_200_000_000_000 + np.arange(3)
+    ev["id"], ev["price"], ev["qty"], ev["side"] = np.arange(3), 600_000, 5, 1
+    sink.add_events("EEEUSDT", None, ev[:2])  # trades before the first snapshot named the instrument
+    assert sink.flush() == 0
+    sink.add_events("EEEUSDT", inst, ev[2:])
+    sink.flush()
+    r = sink.close()
+    assert r.written_rows == r.accepted_rows and sink.unstored_rows == 0
+    st = open_store(f"parquet:{tmp_path / 'store'}")
+    assert st.query("SELECT trade_id FROM trades ORDER BY 1")["trade_id"].to_list() == [0, 1, 2]

@@ -253,7 +253,7 @@ class LiveRunner:
             inst = self.adapter.feed.instruments[sid]
             if inst is not None:
                 self._insts[sid] = inst
-        if self.store is not None and inst is not None:
+        if self.store is not None:  # events before the instrument is known wait in the sink
             self.store.add_events(sym, inst, ev)
         if not self.compute_features:
             return

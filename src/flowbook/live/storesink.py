@@ -63,6 +63,8 @@ def default_spill_dir(uri: str | Path, venue: str) -> Path:
 class StoreSink:
     """Collects live events and feature rows and writes them through an :class:`AsyncWriter`.
 
+    ``WAIT_ROWS``: events a symbol may hold while its instrument is not known yet.
+
     Parameters
     ----------
     uri:
@@ -75,6 +77,8 @@ class StoreSink:
     columns, interval_ns:
         the engine's feature columns and its sampling interval (0: a row per message).
     """
+
+    WAIT_ROWS = 100_000
 
     def __init__(self, uri: str | Path, venue: str, *, features: Any | None = None,
                  columns: Sequence[str] = (), interval_ns: int = 0, spill_dir: Path | str | None = None,
@@ -97,15 +101,32 @@ class StoreSink:
         self.writer = AsyncWriter(connect, self.spill_dir, capacity_rows=capacity_rows, batch_rows=batch_rows,
                                   retry_max=retry_max)
         self._events: dict[str, tuple[Instrument, list[np.ndarray]]] = {}
+        self._waiting: dict[str, list[np.ndarray]] = {}  # events of symbols whose instrument is unknown yet
+        self.unstored_rows = 0
         self._rows: dict[str, tuple[Instrument, list[np.ndarray], list[np.ndarray]]] = {}
         self._last_flush = time.monotonic()
         self.flushes = 0
 
     # -- called by the runner (event loop thread) ------------------------------------------------------
-    def add_events(self, symbol: str, instrument: Instrument, events: np.ndarray) -> None:
-        """Keep one batch of a symbol's events (copied: the caller may reuse its array)."""
-        if len(events):
-            self._events.setdefault(symbol, (instrument, []))[1].append(np.array(events, copy=True))
+    def add_events(self, symbol: str, instrument: Instrument | None, events: np.ndarray) -> None:
+        """Keep one batch of a symbol's events (copied: the caller may reuse its array).
+
+        Events that arrive before the symbol's instrument is known (trades before the first
+        snapshot) wait here, up to ``WAIT_ROWS`` rows a symbol (beyond that the oldest are dropped
+        and counted in ``unstored_rows``), and go out with the first batch that names it."""
+        if not len(events):
+            return
+        part = np.array(events, copy=True)
+        if instrument is None:
+            waiting = self._waiting.setdefault(symbol, [])
+            waiting.append(part)
+            while sum(len(w) for w in waiting) > self.WAIT_ROWS and len(waiting) > 1:
+                self.unstored_rows += len(waiting.pop(0))
+            return
+        parts = self._events.setdefault(symbol, (instrument, []))[1]
+        if symbol in self._waiting:
+            parts.extend(self._waiting.pop(symbol))
+        parts.append(part)
 
     def add_features(self, symbol: str, instrument: Instrument, f: np.ndarray, ii: np.ndarray) -> None:
         """Keep feature rows (``f`` in ``columns`` order; ``ii`` = time, exchange time, update id)."""
