@@ -71,10 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     from .cli_heatmap import add_parser as add_heatmap
     from .cli_live import add_parsers as add_live
     from .cli_summary import add_parser as add_summary
+    from .cli_vectors import add_parser as add_vectors
 
     add_live(sub)
     add_heatmap(sub)
     add_summary(sub)
+    add_vectors(sub)
 
     sp = sub.add_parser("synth", help="write a synthetic recording in flowbook's raw format")
     sp.add_argument("--out", required=True, type=Path, help="output file (.gz)")
@@ -107,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
             from .cli_heatmap import run_heatmap
 
             return run_heatmap(args)
+        if args.command == "vectors":
+            from .cli_vectors import run_vectors
+
+            return run_vectors(args)
         if args.command == "summary":
             from .cli_summary import run_summary
 

@@ -371,15 +371,19 @@ META_KEY = b"flowbook.vector"
 
 
 def write_parquet(path: Path | str, vectors: np.ndarray, schema: VectorSchema, ts: np.ndarray,
-                  symbol: str = "") -> None:
-    """Write vectors as Parquet: ``ts`` (int64 ns), ``symbol``, then one float32 column per schema
-    column; the schema (with its hash) is stored in the file's key-value metadata under ``flowbook.vector``."""
+                  symbol: str | list[str] = "") -> None:
+    """Write vectors as Parquet: ``ts`` (int64 ns), ``symbol`` (one for all rows, or one per row),
+    then one float32 column per schema column; the schema (with its hash) is stored in the file's
+    key-value metadata under ``flowbook.vector``."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     if vectors.shape[1] != schema.width or len(vectors) != len(ts):
         raise ValueError(f"{schema.name}: expected [{len(ts)}, {schema.width}] values, got {list(vectors.shape)}")
-    cols = {"ts": pa.array(np.asarray(ts, np.int64)), "symbol": pa.array([symbol] * len(ts), pa.string())}
+    syms = [symbol] * len(ts) if isinstance(symbol, str) else list(symbol)
+    if len(syms) != len(ts):
+        raise ValueError(f"{schema.name}: {len(syms)} symbols for {len(ts)} rows")
+    cols = {"ts": pa.array(np.asarray(ts, np.int64)), "symbol": pa.array(syms, pa.string())}
     for j, name in enumerate(schema.names):
         cols[name] = pa.array(vectors[:, j].astype(np.float32))
     table = pa.table(cols)
