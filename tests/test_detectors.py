@@ -130,6 +130,15 @@ def test_hft_burst_many_small_trades() -> None:
         assert K.HFT_BURST not in kinds(run(book([]) + rows))
 
 
+def test_hft_burst_sums_stay_exact_when_the_ring_overflows() -> None:
+    # 5000 small trades at one instant overflow the 4096-slot ring: the trades that leave must be
+    # the oldest ones (1 and 3 lots first), so a later burst of 20 x 5 lots reports exactly 100
+    first = [trade(1000, 1, 600_001, 1), trade(1000, 1, 600_001, 3)] + [trade(1000, 1, 600_001, 5)] * 4998
+    later = [trade(1200, 1, 600_001, 5) for _ in range(20)]
+    d = [x for x in run(book([]) + first + later) if x.kind == K.HFT_BURST]
+    assert d[-1].count == 20 and d[-1].lots == 100 and d[-1].side == 1
+
+
 def test_wall_pulled_near_the_touch_without_trades() -> None:
     # wall: >= max(20 x 100 lots, 100 000 quote) = 2000 lots, within 5 bps (300 ticks) of the touch
     base = book([(1, 599_995, 5000), (1, 599_999, 50), (-1, 600_001, 50), (1, 599_000, 5000)])

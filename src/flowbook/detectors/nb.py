@@ -184,11 +184,11 @@ def _trade(s, fs, tk, ring, abp, book, t, a, p, q, ip, fp, oi, of, n):
     s[S_MO_HEAD] += 1
     # HFT burst: small trades in a window
     if q <= ip[P_HF_SMALL]:
-        if s[S_HF_HEAD] - s[S_HF_TAIL] >= RING:
-            s[S_HF_TAIL] += 1
+        if s[S_HF_HEAD] - s[S_HF_TAIL] >= RING:  # full: the oldest trade leaves before its slot is reused
             old = ring[3, s[S_HF_TAIL] % RING]
             s[S_HF_SUM] -= abs(old)
             s[S_HF_NET] -= old
+            s[S_HF_TAIL] += 1
         ring[2, s[S_HF_HEAD] % RING], ring[3, s[S_HF_HEAD] % RING] = t, a * q
         s[S_HF_HEAD] += 1
         s[S_HF_SUM] += q
