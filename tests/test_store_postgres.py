@@ -247,3 +247,11 @@ def test_kill_9_durable_writer_loses_nothing_accepted(pg_dsn: str, pg_schema: st
     df = PostgresStore(pg_dsn, pg_schema).query("SELECT count(*) AS n, count(DISTINCT trade_id) AS d FROM trades")
     n = df["n"][0]
     assert n == df["d"][0] and n % rows == 0 and accepted * rows <= n <= (accepted + 1) * rows
+
+
+def test_an_empty_batch_writes_nothing(pg_dsn: str, pg_schema: str, tmp_path: Path) -> None:
+    empty = trades(0)
+    assert PostgresStore(pg_dsn, pg_schema).write(empty) == 0
+    from flowbook.store import ParquetStore
+
+    assert ParquetStore(tmp_path / "p").write(empty) == 0

@@ -125,7 +125,7 @@ class ParquetStore:
         counted).  Each file appears whole or not at all; a crash loses only the files of this call not
         yet renamed, and the same call with the same ``batch_id`` completes it without duplicates.
         """
-        batches = [batches] if isinstance(batches, Batch) else [b for b in batches if b.rows]
+        batches = [b for b in ([batches] if isinstance(batches, Batch) else batches) if b.rows]
         for b in batches:
             if b.table.derived:
                 raise StoreError(f"table {b.table.name!r} is kept by the store from the trades; write trades")

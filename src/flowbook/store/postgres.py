@@ -148,7 +148,7 @@ class PostgresStore(PgBars, PgQueries):
         Trades also update ``trade_bars_1m`` in the same transaction.  ``batch_id`` is accepted for
         symmetry with the Parquet store; natural keys make it unneeded.
         """
-        bs = [batches] if isinstance(batches, Batch) else [b for b in batches if b.rows]
+        bs = [b for b in ([batches] if isinstance(batches, Batch) else batches) if b.rows]
         if not bs:
             return 0
         for b in bs:
