@@ -82,7 +82,7 @@ def test_real_capture_kernel_matches_twin(name: str, data_dir: Path) -> None:
     fast = fast_rows(ev, res)
     assert fast == sorted(ref_detect(ev, res))
     rows, conf = detect_rows(ev, res)
-    c = counts(to_detections(rows, conf, inst, res))
+    c = counts(to_detections(rows, conf, res))
     print(f"\n{name}: {c}")
     assert c["sweep"] > 0 and c["block_trade"] > 0 and c["hft_burst"] > 0
     assert c["liquidation_cascade"] == 0  # the captures hold no liquidation stream

@@ -9,7 +9,6 @@ on each side; trades with ``ts[j-1] < t <= ts[j]`` add to the buy/sell volume of
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -151,8 +150,8 @@ def build(events: np.ndarray, inst: Instrument, step_ns: int = 1_000_000_000, bi
         book.grow()
     bb[bb == bk.NO_BID] = NO_PRICE
     ba[ba == bk.NO_ASK] = NO_PRICE
-    return Heatmap(ts, lo, bin_ticks, bid, ask, buy, sell, bb, ba, float(Decimal(inst.tick_size)),
-                   float(Decimal(inst.lot_size)), inst.symbol)
+    return Heatmap(ts, lo, bin_ticks, bid, ask, buy, sell, bb, ba, inst.tick,
+                   inst.lot, inst.symbol)
 
 
 def to_parquet(hm: Heatmap, path: Path | str) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from decimal import Decimal
 from enum import IntEnum
 
 import numpy as np
@@ -148,8 +147,8 @@ def _ns(ms: float) -> int:
 
 def resolve(cfg: DetectorConfig, inst: Instrument, scale: Scale) -> Resolved:
     """Thresholds of ``cfg`` in ticks, lots, ns and quote notional for ``inst`` at ``scale``."""
-    tick = float(Decimal(inst.tick_size))
-    lot = float(Decimal(inst.lot_size))
+    tick = inst.tick
+    lot = inst.lot
     lin, inv = (0.0, lot * inst.multiplier) if inst.inverse else (tick * lot * inst.multiplier, 0.0)
     lot_quote = scale.price_ticks * lin + inv  # quote value of one lot at the reference price
 

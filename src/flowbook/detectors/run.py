@@ -66,7 +66,7 @@ def describe(kind: DetectorKind, side: int, price: float, volume: float, notiona
     return f"{count} forced {_SIDE[side]} orders in a cascade, {volume:g} ({notional:,.0f} quote), last at {price:g}"
 
 
-def to_detections(rows: np.ndarray, conf: np.ndarray, inst: Instrument, res: Resolved) -> list[Detection]:
+def to_detections(rows: np.ndarray, conf: np.ndarray, res: Resolved) -> list[Detection]:
     """Rows of :func:`detect_rows` as immutable :class:`Detection` records."""
     out = []
     lin, inv = res.fp[nb.F_LIN], res.fp[nb.F_INV]
@@ -88,7 +88,7 @@ def detect(events: np.ndarray, inst: Instrument, cfg: DetectorConfig | None = No
     cfg = cfg or DetectorConfig()
     res = resolve(cfg, inst, scale or Scale.from_events(events))
     rows, conf = detect_rows(events, res)
-    return to_detections(rows, conf, inst, res)
+    return to_detections(rows, conf, res)
 
 
 def counts(detections: list[Detection]) -> dict[str, int]:

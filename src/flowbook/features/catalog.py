@@ -36,7 +36,6 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -74,14 +73,6 @@ def _trades(events: np.ndarray, clock: str) -> tuple[np.ndarray, np.ndarray, np.
         t["side"][order].astype(np.int64)
 
 
-def _px(inst: Instrument) -> float:
-    return float(Decimal(inst.tick_size))
-
-
-def _qty(inst: Instrument) -> float:
-    return float(Decimal(inst.lot_size))
-
-
 def _profile(events: np.ndarray, inst: Instrument, sample_ts: np.ndarray, clock: str,
              cfg: CatalogConfig) -> dict[str, np.ndarray]:
     from .profile import NO_ROW, ProfileConfig, profile_series, trades
@@ -89,13 +80,13 @@ def _profile(events: np.ndarray, inst: Instrument, sample_ts: np.ndarray, clock:
     pc = ProfileConfig()
     ts, price, qty, _ = _trades(events, clock)
     s = profile_series(trades(ts, price, qty), sample_ts, pc)
-    px = _px(inst)
+    px = inst.tick
 
     def row_price(rows: np.ndarray) -> np.ndarray:
         return np.where(rows == NO_ROW, np.nan, rows * pc.bin_ticks * px)
 
     return {"profile_poc": row_price(s.poc), "profile_val": row_price(s.val), "profile_vah": row_price(s.vah),
-            "profile_vwap": s.vwap_ticks * px, "profile_volume": s.total * _qty(inst)}
+            "profile_vwap": s.vwap_ticks * px, "profile_volume": s.total * inst.lot}
 
 
 def _vpin(events: np.ndarray, inst: Instrument, sample_ts: np.ndarray, clock: str,

@@ -15,7 +15,6 @@ Plain-Python twin: :func:`flowbook.features.reference_micro.ref_futures`.  Docs:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 
 import numpy as np
 
@@ -80,8 +79,8 @@ def futures_series(events: np.ndarray, inst: Instrument, sample_ts: np.ndarray, 
     T = np.asarray(sample_ts, np.int64)
     t = effective_clock(events, clock)
     kind = events["kind"]
-    px = float(Decimal(inst.tick_size))
-    lot = float(Decimal(inst.lot_size))
+    px = inst.tick
+    lot = inst.lot
     out: dict[str, np.ndarray] = {}
 
     m = kind == Kind.MARK_PRICE

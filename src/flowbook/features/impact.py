@@ -9,6 +9,7 @@ numba or vectorised NumPy.  Plain-Python twin: :mod:`flowbook.features.reference
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from decimal import Decimal
@@ -56,6 +57,7 @@ def walk_nb(px, qty, m, want, by_quote):
     return lots, cost, used, last, rem
 
 
+@functools.lru_cache(maxsize=256)  # called several times per book walk with the same tick or lot
 def _scale(step: str) -> tuple[int, int]:
     d = Decimal(step).normalize()
     exp = d.as_tuple().exponent

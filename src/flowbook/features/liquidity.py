@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from decimal import Decimal
 
 import numpy as np
 from numba import njit
@@ -164,7 +163,7 @@ class Cluster:
 def book_walls(book: L2Book, inst: Instrument, cfg: LiquidityConfig | None = None) -> tuple[list[Wall], list[Cluster]]:
     """Every wall and cluster of the current book (bids then asks, best first)."""
     cfg = cfg or LiquidityConfig()
-    px_u, lot = float(Decimal(inst.tick_size)), float(Decimal(inst.lot_size))
+    px_u, lot = inst.tick, inst.lot
     bb, ba = book.best_bid, book.best_ask
     mid2 = bb + ba if bb is not None and ba is not None else None
     walls: list[Wall] = []
@@ -292,7 +291,7 @@ def liquidity_series(events: np.ndarray, inst: Instrument, sample_ts: np.ndarray
 
     tape = book_tape(events, T, clock, (cfg.depth_bps,), cfg.wall_levels, pressure_bps=cfg.pressure_bps,
                      level_fn=level_fn)
-    px, lot = float(Decimal(inst.tick_size)), float(Decimal(inst.lot_size))
+    px, lot = inst.tick, inst.lot
     qa, qb = quote_per_lot(inst)
     two = (tape.synced != 0) & (tape.bb != bk.NO_BID) & (tape.ba != bk.NO_ASK)
     mid2 = np.where(two, (tape.bb + tape.ba).astype(float), np.nan)

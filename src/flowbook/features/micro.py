@@ -256,7 +256,7 @@ def window_sums(t: np.ndarray, x: np.ndarray, lo: np.ndarray, hi: np.ndarray) ->
 def quote_per_lot(inst: Instrument) -> tuple[float, float]:
     """``(a, b)`` with a trade's quote notional ``= lots·(a·ticks + b)``: linear ``a = tick·lot``,
     inverse ``b = lot·multiplier`` (contracts × quote value per contract)."""
-    lot = float(Decimal(inst.lot_size))
+    lot = inst.lot
     if inst.inverse:
         return 0.0, lot * inst.multiplier
     return float(Decimal(inst.tick_size) * Decimal(inst.lot_size)), 0.0
@@ -320,8 +320,8 @@ def micro_series(events: np.ndarray, inst: Instrument, sample_ts: np.ndarray, cf
     cfg = cfg or MicroConfig()
     T = np.asarray(sample_ts, np.int64)
     tape = book_tape(events, T, clock, (cfg.imbalance_bps,), 0, cfg.consume_levels, cfg.consume_bps)
-    px = float(Decimal(inst.tick_size))
-    lot = float(Decimal(inst.lot_size))
+    px = inst.tick
+    lot = inst.lot
     qa, qb = quote_per_lot(inst)
     # book at the samples
     two = (tape.synced != 0) & (tape.bb != bk.NO_BID) & (tape.ba != bk.NO_ASK)

@@ -10,7 +10,6 @@ the trades themselves, and the catalog's session profile and VPIN (docs/analytic
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import Decimal
 
 import numpy as np
 
@@ -82,7 +81,7 @@ def panel(events: np.ndarray, inst: Instrument, sample_ts: np.ndarray) -> dict[s
     t = np.asarray(sample_ts, np.int64)
     ends = sample_ends(events, t)
     n = len(t)
-    tick, lot = float(Decimal(inst.tick_size)), float(Decimal(inst.lot_size))
+    tick, lot = inst.tick, inst.lot
     out: dict[str, np.ndarray] = {"ts": t.astype(float)}
     eng = FeatureEngine(inst, FeatureConfig(depth_levels=LEVELS))
     if len(events):

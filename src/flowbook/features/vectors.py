@@ -31,7 +31,6 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass
-from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -190,13 +189,9 @@ def book_levels(events: np.ndarray, sample_ts: np.ndarray, n: int = LEVELS) -> B
     return BookLevels(px[0], q[0], px[1], q[1], cnt[0], cnt[1], synced, band, band_n)
 
 
-def _steps(inst: Instrument) -> tuple[float, float]:
-    return float(Decimal(inst.tick_size)), float(Decimal(inst.lot_size))
-
-
 def _quote(lots: np.ndarray, tick_lots: np.ndarray, inst: Instrument) -> np.ndarray:
     """Quote notional of ``lots`` at price ticks (``tick_lots`` = Σ lots·ticks for linear instruments)."""
-    tick, lot = _steps(inst)
+    tick, lot = inst.tick, inst.lot
     if inst.inverse:
         return np.asarray(lots, float) * lot * inst.multiplier
     return np.asarray(tick_lots, float) * tick * lot

@@ -96,6 +96,7 @@ class LiveRunner:
         self._trusted: dict[str, tuple[int, int]] = {}
         self._feature_cbs: list[Callable[[FeatureSnapshot], None]] = []
         self._event_cbs: list[tuple[Callable[[str, Event], None], frozenset[int]]] = []
+        self._wanted_kinds = np.zeros(0, np.uint8)
         self._stop = asyncio.Event()
         self._flusher: asyncio.Task | None = None
         self.callback_errors = 0
@@ -168,7 +169,17 @@ class LiveRunner:
         :class:`~flowbook.events.Event`; prices in ticks, sizes in lots).  Returns an unsubscriber."""
         item = (callback, frozenset(int(k) for k in kinds))
         self._event_cbs.append(item)
-        return lambda: self._event_cbs.remove(item)
+        self._kinds_changed()
+
+        def unsubscribe() -> None:
+            self._event_cbs.remove(item)
+            self._kinds_changed()
+
+        return unsubscribe
+
+    def _kinds_changed(self) -> None:
+        """The event kinds any callback wants (kept here, not rebuilt for every batch)."""
+        self._wanted_kinds = np.array(sorted(frozenset().union(*(k for _, k in self._event_cbs))), np.uint8)
 
     # -- reads
     def latest(self, symbol: str) -> FeatureSnapshot | None:
@@ -278,8 +289,7 @@ class LiveRunner:
                     self._call(cb, snap_v)
 
     def _dispatch_events(self, sym: str, ev: np.ndarray) -> None:
-        wanted = frozenset().union(*(k for _, k in self._event_cbs))
-        mask = np.isin(ev["kind"], list(wanted))
+        mask = np.isin(ev["kind"], self._wanted_kinds)
         if not mask.any():
             return
         for e in from_array(ev[mask]):

@@ -147,8 +147,7 @@ class Batch:
 
     @property
     def rows(self) -> int:
-        first = self.table.data_columns[0].name
-        return len(self.columns[first])
+        return len(next(iter(self.columns.values())))  # every batch holds all of its data columns
 
     @classmethod
     def make(cls, table_name: str, instrument: Instrument, columns: Mapping[str, object]) -> Batch:

@@ -420,7 +420,10 @@ class BinanceFeed:
 
     def _admit(self, s: _Symbol, stream: str, tid: int) -> bool:
         """Whether a stream trade is new (or late); a repeat is dropped and counted."""
-        got = s.trade_ids.setdefault(stream, TradeIds()).admit(tid)
+        ids = s.trade_ids.get(stream)
+        if ids is None:  # (setdefault would build a TradeIds for every trade)
+            ids = s.trade_ids[stream] = TradeIds()
+        got = ids.admit(tid)
         if got == 0:
             self.stats.trades_duplicate += 1
         elif got == 2:
