@@ -119,7 +119,7 @@ async def _main(args: argparse.Namespace, venue: Any, symbols: list[str], ws: st
     from rich.live import Live
 
     from .live import LiveRunner
-    from .live.storesink import StoreSink, describe
+    from .live.storesink import describe
     from .live.table import OfiAccumulator, live_table
     from .store.errors import StoreError
     from .venues.binance.live import LiveConfig, LiveError
@@ -128,14 +128,8 @@ async def _main(args: argparse.Namespace, venue: Any, symbols: list[str], ws: st
     try:
         cfg = LiveConfig(depth_speed=args.depth_speed, trades=args.trades, ws_url=ws, rest_url=rest,
                          snapshot_limit=args.snapshot_limit, poll_interval=getattr(args, "poll", None))
-        sink = None
-        if args.store:
-            from .features import FEATURE_COLUMNS, FeatureConfig
-
-            sink = StoreSink(args.store, venue.name, features=FeatureConfig() if features else None,
-                             columns=FEATURE_COLUMNS if features else (), spill_dir=args.spill_dir)
         runner = LiveRunner(venue=venue, symbols=symbols, config=cfg, compute_features=features, record=record,
-                            store=sink)
+                            store=args.store, store_options={"spill_dir": args.spill_dir})
     except (LiveError, ValueError, OSError, StoreError) as exc:
         return _fail(exc)
     loop = asyncio.get_running_loop()
@@ -176,8 +170,8 @@ async def _main(args: argparse.Namespace, venue: Any, symbols: list[str], ws: st
             console.print(live_table(runner, ofi, features))
     finally:
         await runner.stop()
-    if sink is not None and runner.store_report is not None:
-        print(describe(runner.store_report, sink.uri, sink.spill_dir), file=sys.stderr)
+    if runner.store is not None and runner.store_report is not None:
+        print(describe(runner.store_report, runner.store.uri, runner.store.spill_dir), file=sys.stderr)
     if runner.recorder is not None:
         print(f"recorded {runner.recorder.lines:,} lines into {len(runner.recorder.files)} files under "
               f"{runner.recorder.root}", file=sys.stderr)

@@ -150,40 +150,31 @@ def _on_grid(fn: GroupFn, step_of: Callable[[CatalogConfig], int]) -> GroupFn:
     return on_grid
 
 
+def _lazy(module: str) -> GroupFn:
+    """The ``catalog_columns`` group of an analytics module, imported when first used."""
 
-# groups provided by other analytics modules: (module, function) — present when the module is
-_EXTERNAL: dict[str, tuple[str, str]] = {
-    "micro": ("flowbook.features.micro", "catalog_columns"),
-    "liquidity": ("flowbook.features.liquidity", "catalog_columns"),
-    "futures": ("flowbook.features.futures", "catalog_columns"),
+    def group(events: np.ndarray, inst: Instrument, sample_ts: np.ndarray, clock: str,
+              cfg: CatalogConfig) -> dict[str, np.ndarray]:
+        return importlib.import_module(module).catalog_columns(events, inst, sample_ts, clock, cfg)
+
+    return group
+
+
+_GROUPS: dict[str, GroupFn] = {
+    "profile": _profile,
+    "vpin": _vpin,
+    "cost": _on_grid(_cost, lambda c: c.cost_every_ns),
+    "micro": _lazy("flowbook.features.micro"),
+    "liquidity": _on_grid(_lazy("flowbook.features.liquidity"), lambda c: c.liquidity_every_ns),
+    "futures": _lazy("flowbook.features.futures"),
 }
-
-
-def _external(name: str) -> GroupFn | None:
-    module, func = _EXTERNAL[name]
-    try:
-        return getattr(importlib.import_module(module), func)
-    except (ImportError, AttributeError):
-        return None
-
-
-def _groups() -> dict[str, GroupFn]:
-    out: dict[str, GroupFn] = {"profile": _profile, "vpin": _vpin,
-                               "cost": _on_grid(_cost, lambda c: c.cost_every_ns)}
-    for name in _EXTERNAL:
-        fn = _external(name)
-        if fn is not None:
-            out[name] = _on_grid(fn, lambda c: c.liquidity_every_ns) if name == "liquidity" else fn
-    return out
-
-
-GROUPS: tuple[str, ...] = ("profile", "vpin", "cost", *_EXTERNAL, "detectors")
+GROUPS: tuple[str, ...] = (*_GROUPS, "detectors")
 
 
 def resolve_groups(spec: str | Sequence[str]) -> list[str]:
     """``"core"`` -> [], ``"all"`` -> every available group, else the named groups (checked)."""
     names = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
-    available = [*_groups(), "detectors"]
+    available = list(GROUPS)
     if names in (["core"], []):
         return []
     if names == ["all"]:
@@ -199,13 +190,12 @@ def columns(groups: Sequence[str], events: np.ndarray, inst: Instrument, sample_
             clock: str = "ts_local", cfg: CatalogConfig | None = None) -> dict[str, np.ndarray]:
     """The columns of ``groups`` (detectors excluded) at ``sample_ts`` for one instrument's events."""
     cfg = cfg or CatalogConfig()
-    fns = _groups()
     out: dict[str, np.ndarray] = {}
     t = np.asarray(sample_ts, np.int64)
     for g in groups:
         if g == "detectors":
             continue
-        for name, col in fns[g](events, inst, t, clock, cfg).items():
+        for name, col in _GROUPS[g](events, inst, t, clock, cfg).items():
             if len(col) != len(t):
                 raise RuntimeError(f"feature group {g}: column {name} has {len(col)} values for {len(t)} samples")
             out[name] = np.asarray(col)

@@ -59,14 +59,15 @@ class LiveRunner:
         directory for a raw recording (see :mod:`flowbook.live.recorder`).
     store:
         a store URI (``parquet:DIR``, ``postgresql://…``) or a :class:`~flowbook.live.storesink.StoreSink`:
-        events, and feature rows when computed, are written there (see :mod:`flowbook.live.storesink`).
+        events, and feature rows when computed, are written there (see :mod:`flowbook.live.storesink`);
+        ``store_options`` go to the :class:`~flowbook.live.storesink.StoreSink` (e.g. ``spill_dir``).
     """
 
     def __init__(self, target: str | None = None, *, venue: str | Venue | None = None,
                  symbols: Iterable[str] | None = None, config: object | None = None,
                  features: FeatureConfig | None = None, compute_features: bool = True,
                  record: Path | str | None = None, recorder_options: dict | None = None,
-                 store: str | Path | StoreSink | None = None) -> None:
+                 store: str | Path | StoreSink | None = None, store_options: dict | None = None) -> None:
         if target is not None:
             v, syms = parse_target(target)
         else:
@@ -85,7 +86,7 @@ class LiveRunner:
         self.store = (store if isinstance(store, StoreSink) or store is None else
                       StoreSink(store, v.name, features=self.feature_config if compute_features else None,
                                 columns=FEATURE_COLUMNS if compute_features else (),
-                                interval_ns=self.feature_config.interval_ns))
+                                interval_ns=self.feature_config.interval_ns, **(store_options or {})))
         self._engines: dict[str, FeatureEngine] = {}
         self._insts: dict[int, Instrument] = {}
         self._grids: dict[str, tuple[DecimalGrid, DecimalGrid]] = {}
