@@ -26,6 +26,13 @@ def _duration_ns(text: str) -> int:
     raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use e.g. 100ms, 1s, 5m)")
 
 
+def _utc(ns: int | float) -> str:
+    """Epoch nanoseconds as ``YYYY-MM-DD HH:MM:SS.mmm`` (UTC); ``-`` for 0."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if ns else "-"
+
+
 def _store_error() -> type[Exception]:
     """The store's error type, imported only when an exception is being matched."""
     from .store.errors import StoreError

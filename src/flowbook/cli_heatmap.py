@@ -1,7 +1,7 @@
 """``flowbook heatmap RECORDING... --out heat.png``: render a Bookmap-style heatmap of a recording.
 
-The lead wires ``add_parser`` into ``cli.py``; ``run_heatmap`` returns the exit code (2 with one line
-on stderr for a user error).
+``add_parser`` is wired into ``cli.py``; ``run_heatmap`` returns the exit code (2 with one line on
+stderr for a user error).
 """
 
 from __future__ import annotations
@@ -13,17 +13,13 @@ from pathlib import Path
 __all__ = ["add_parser", "run_heatmap"]
 
 
-def _duration(text: str) -> int:
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from .cli import _duration_ns
 
-    return _duration_ns(text)
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     hp = subparsers.add_parser("heatmap", help="render a Bookmap-style liquidity heatmap of a recording to PNG")
     hp.add_argument("recordings", nargs="+", type=Path, metavar="RECORDING")
     hp.add_argument("--out", type=Path, required=True, help="PNG to write")
-    hp.add_argument("--step", type=_duration, default=1_000_000_000, help="time step (default 1s)")
+    hp.add_argument("--step", type=_duration_ns, default=1_000_000_000, help="time step (default 1s)")
     hp.add_argument("--bin-ticks", type=int, default=1, help="price bin height in ticks (default 1)")
     hp.add_argument("--max-bins", type=int, default=400, help="most price bins (default 400)")
     hp.add_argument("--parquet", type=Path, default=None, help="also write the non-empty cells to this Parquet file")

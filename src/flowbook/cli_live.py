@@ -19,18 +19,10 @@ _SPEEDS = ["0ms", "100ms", "250ms", "500ms", "1000ms"]
 
 
 def _seconds(text: str) -> float:
-    units = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-    t = text.strip().lower()
-    for u in sorted(units, key=len, reverse=True):
-        if t.endswith(u):
-            try:
-                v = float(t[: -len(u)])
-            except ValueError:
-                break
-            if v > 0:
-                return v * units[u]
-            break
-    raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use e.g. 30s, 5m, 2h)")
+    """A duration (``30s``, ``5m``, ``2h``, ``500ms``) in seconds."""
+    from .cli import _duration_ns
+
+    return _duration_ns(text) / 1e9
 
 
 def _common(p: argparse.ArgumentParser) -> None:

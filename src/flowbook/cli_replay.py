@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .cli import _utc
 from .features import FeatureConfig
 from .replay import ReplaySummary, replay
 from .venues.binance import SyncError
@@ -17,8 +17,6 @@ from .venues.binance import SyncError
 __all__ = ["run_replay", "summary_table"]
 
 
-def _ts(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if ns else "-"
 
 
 def summary_table(s: ReplaySummary) -> Table:
@@ -35,7 +33,7 @@ def summary_table(s: ReplaySummary) -> Table:
         ("resyncs", str(s.resyncs)),
         ("crossed", str(s.crossed)),
         ("rows written", f"{s.rows:,}"),
-        ("time span", f"{_ts(s.ts_first)} → {_ts(s.ts_last)} UTC ({span:,.1f} s)"),
+        ("time span", f"{_utc(s.ts_first)} → {_utc(s.ts_last)} UTC ({span:,.1f} s)"),
         ("wall time", f"{s.seconds:.2f} s (parse {s.parse_seconds:.2f} s)"),
         ("rate", f"{s.rate:,.0f} level updates/s"),
     ]

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .cli import _utc
+
 __all__ = ["add_parser", "run_summary", "parse_at"]
 
 _AT_HELP = "ISO 8601 UTC (2024-08-08T23:58:00), epoch nanoseconds, start+90s or end-30s"
@@ -62,8 +64,6 @@ def parse_at(text: str, first_ns: int, last_ns: int) -> int:
         raise ValueError(f"--at {text!r}: not a time ({_AT_HELP})") from None
 
 
-def _utc(ns: int | float) -> str:
-    return datetime.fromtimestamp(ns / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if ns else "-"
 
 
 def _num(x: float, fmt: str = ",.2f", suffix: str = "") -> str:

@@ -25,13 +25,16 @@ _COL = {name: j for j, name in enumerate(FEATURE_COLUMNS)}
 
 
 def monotone(events: np.ndarray) -> np.ndarray:
-    """A copy of ``events`` whose ``ts_local`` is its running maximum: the time each event became known.
+    """``events`` with ``ts_local`` replaced by its running maximum: the time each event became known.
 
     Buffered diffs applied after a snapshot carry earlier receive times than the snapshot; with the
-    running maximum, "events with time ≤ T" is a prefix of the arrival order."""
+    running maximum, "events with time ≤ T" is a prefix of the arrival order.  Already-ordered input
+    is returned as it is (no copy); otherwise a copy.  Callers only read the result."""
+    t = events["ts_local"]
+    if len(t) < 2 or bool(np.all(t[1:] >= t[:-1])):
+        return events
     out = events.copy()
-    if len(out):
-        out["ts_local"] = np.maximum.accumulate(out["ts_local"])
+    out["ts_local"] = np.maximum.accumulate(t)
     return out
 
 

@@ -166,7 +166,7 @@ def replay(
             clock = "ts_exchange" if cfg.interval_ns > 0 and cfg.clock == "exchange" else "ts_local"
             # the time each row was known: buffered diffs applied after a snapshot carry earlier receive
             # times than the snapshot, so a row's knowledge time is the running maximum
-            known = np.maximum.accumulate(ii[:, 0]) if len(ii) else ii[:, 0]
+            known = np.maximum.accumulate(ii[:, 0])
             extras.append(catalog.columns(groups, ev[idx], inst, known, clock))
             if "detectors" in groups:
                 found.append(catalog.detections(ev[idx], inst))
