@@ -33,7 +33,7 @@ from psycopg import sql
 
 from ..events import Instrument
 from .bars import BARS
-from .errors import StoreError
+from .errors import StoreError, StoreUnavailable
 from .migrate import apply_migrations, valid_identifier
 from .pgbars import COPY_TYPE, PgBars
 from .pgcopy import HEADER, TRAILER, encode_rows, numeric_digits, row_dtype
@@ -45,10 +45,6 @@ __all__ = ["PostgresStore", "StoreUnavailable", "redact"]
 log = logging.getLogger("flowbook.store")
 _INT_KINDS = ("ts", "i8", "i4", "i2", "i1", "u1", "u2")
 _CHUNK_BYTES = 1 << 21  # COPY data encoded at a time: about 2 MB, which stays in the CPU cache
-
-
-class StoreUnavailable(StoreError):
-    """The database could not be reached or dropped the connection (worth retrying later)."""
 
 
 def redact(dsn: str) -> str:

@@ -28,8 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import StoreError
-from .postgres import StoreUnavailable
+from .errors import StoreError, StoreUnavailable
 from .schema import Batch
 from .spill import SpillDir
 
