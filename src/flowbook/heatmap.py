@@ -17,7 +17,7 @@ from numba import njit
 from .book import L2Book
 from .book import nb as bk
 from .book import readnb as rd
-from .book.l2 import default_window
+from .book.l2 import window_for
 from .events import Instrument, Kind
 
 __all__ = ["Heatmap", "build", "to_parquet", "render", "NO_PRICE"]
@@ -135,8 +135,7 @@ def build(events: np.ndarray, inst: Instrument, step_ns: int = 1_000_000_000, bi
     if lo is None or n_bins is None:
         lo2, nb2 = _price_range(events, bin_ticks, max_bins)
         lo, n_bins = lo if lo is not None else lo2, n_bins if n_bins is not None else nb2
-    first = np.flatnonzero((events["kind"] == Kind.BOOK_SET) & (events["qty"] > 0))
-    book = L2Book(window=default_window(int(events["price"][first[0]])))
+    book = L2Book(window=window_for(events))
     shape = (len(ts), n_bins)
     bid, ask, buy, sell = (np.zeros(shape, np.int64) for _ in range(4))
     bb, ba = np.full(len(ts), NO_PRICE, np.int64), np.full(len(ts), NO_PRICE, np.int64)

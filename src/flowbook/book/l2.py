@@ -17,6 +17,13 @@ def default_window(price_ticks: int, span: float = 0.05, lo: int = 1 << 10, hi: 
     return int(min(max(w, lo), hi))
 
 
+def window_for(events: np.ndarray) -> int:
+    """:func:`default_window` for a book that will replay ``events`` (``EVENT_DTYPE``): sized from the
+    first resting level's price (the book recenters as prices move); 4096 ticks' worth without one."""
+    first = np.flatnonzero((events["kind"] == 1) & (events["qty"] > 0))  # BOOK_SET of a resting level
+    return default_window(int(events["price"][first[0]]) if first.size else 1 << 12)
+
+
 class L2Book:
     """An L2 book on integer ticks and lots.
 

@@ -7,8 +7,8 @@ from collections import Counter
 import numpy as np
 
 from ..book import L2Book
-from ..book.l2 import default_window
-from ..events import Instrument, Kind
+from ..book.l2 import window_for
+from ..events import Instrument
 from . import nb
 from .model import Detection, DetectorConfig, DetectorKind, Resolved, Scale, resolve
 
@@ -23,8 +23,7 @@ def detect_rows(events: np.ndarray, res: Resolved) -> tuple[np.ndarray, np.ndarr
 
     ``events``: one instrument's :data:`EVENT_DTYPE` array in arrival order.
     """
-    first = np.flatnonzero((events["kind"] == Kind.BOOK_SET) & (events["qty"] > 0))
-    book = L2Book(window=default_window(int(events["price"][first[0]]) if first.size else 1 << 12))
+    book = L2Book(window=window_for(events))
     state = nb.new_state(int(res.ip[nb.P_TW]))
     cap = 4096
     oi, of = np.zeros((cap, 6), np.int64), np.zeros(cap)

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from ..book import L2Book, default_window
+from ..book import L2Book, window_for
 from ..events import EVENT_DTYPE, Instrument
 from . import nb as k
 
@@ -136,9 +136,7 @@ class FeatureEngine:
         if self.book is None:
             w = self._window
             if w is None:
-                # the first level's price sizes the window (the book recenters as prices move)
-                first = np.flatnonzero((events["kind"] == 1) & (events["qty"] > 0))
-                w = default_window(int(events["price"][first[0]]) if first.size else 1 << 12)
+                w = window_for(events)
             self.book = L2Book(window=w)
         return self.book
 

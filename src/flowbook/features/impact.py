@@ -17,7 +17,7 @@ from decimal import Decimal
 import numpy as np
 from numba import njit
 
-from ..book import L2Book, default_window
+from ..book import L2Book, window_for
 from ..book import readnb as rd
 from ..events import Flag, Instrument, Kind
 
@@ -183,8 +183,7 @@ def cost_series(events: np.ndarray, inst: Instrument, sample_ts: np.ndarray, siz
     """:func:`book_cost` at each sample time ``T`` on the book after the events with ``clock ≤ T``
     (one instrument, time order); ``None`` while the book is unsynced (after a ``BOOK_CLEAR``,
     before a ``SNAPSHOT_END``).  Twin: ``ref_cost_series``."""
-    first = np.flatnonzero((events["kind"] == Kind.BOOK_SET) & (events["qty"] > 0))
-    book = L2Book(window=default_window(int(events["price"][first[0]]) if first.size else 1 << 12))
+    book = L2Book(window=window_for(events))
     clk = events[clock]
     kind = events["kind"]
     clear_at = np.flatnonzero(kind == Kind.BOOK_CLEAR)  # found once, not per sample

@@ -24,7 +24,7 @@ from fractions import Fraction
 import numpy as np
 from numba import njit
 
-from ..book import L2Book, default_window
+from ..book import L2Book, window_for
 from ..book import nb as bk
 from ..book import readnb as rd
 from ..events import Flag, Instrument, Kind
@@ -203,8 +203,7 @@ def book_tape(events: np.ndarray, sample_ts: np.ndarray, clock: str = "ts_local"
     s_ts = np.asarray(sample_ts, np.int64)
     if np.any(np.diff(s_ts) < 0):
         raise ValueError("sample times must be in time order")
-    first = np.flatnonzero((events["kind"] == Kind.BOOK_SET) & (events["qty"] > 0))
-    book = L2Book(window=default_window(int(events["price"][first[0]]) if first.size else 1 << 12))
+    book = L2Book(window=window_for(events))
     kinds = events["kind"]
     n_tr = int((kinds == Kind.TRADE).sum())
     n_set = int((kinds == Kind.BOOK_SET).sum())

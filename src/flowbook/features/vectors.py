@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..book import L2Book, default_window, readnb
+from ..book import L2Book, readnb, window_for
 from ..events import Instrument, Kind
 from .panel import FLOW_WINDOWS_S, LEVELS, NS, monotone, panel, sample_ends, synced_after
 
@@ -159,8 +159,7 @@ def book_levels(events: np.ndarray, sample_ts: np.ndarray, n: int = LEVELS) -> B
     band, band_n = np.zeros((s, 4)), np.zeros((s, 4))
     synced_ev = synced_after(events)
     synced = (ends > 0) & synced_ev[np.maximum(ends - 1, 0)] if len(events) else np.zeros(s, bool)
-    first = np.flatnonzero((events["kind"] == Kind.BOOK_SET) & (events["qty"] > 0))
-    book = L2Book(window=default_window(int(events["price"][first[0]]) if first.size else 1 << 12))
+    book = L2Book(window=window_for(events))
     clears = np.flatnonzero(events["kind"] == Kind.BOOK_CLEAR)
     pos = 0
     for j, end in enumerate(ends.tolist()):
