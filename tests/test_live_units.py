@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
@@ -123,3 +124,15 @@ def test_snapshots_are_immutable_and_streams_conflate() -> None:
     got, skipped, q, qskipped = asyncio.run(go())
     assert got == [4, 14] and skipped == 8
     assert q == [13, 14] and qskipped == 3
+
+
+def test_file_symbol_from_recorder_file_names(tmp_path: Path) -> None:
+    import gzip
+
+    from flowbook.replay.raw import file_symbol
+
+    for name in ("aaausdt_20240808_23.gz", "aaausdt_20240808_235415000000.gz", "btc_usd_perp_20240808_23.1.gz"):
+        p = tmp_path / name
+        with gzip.open(p, "wb") as f:  # a polled recording: REST answers only, no stream names
+            f.write(b'1723161255000000000 {"lastUpdateId":1,"bids":[],"asks":[]}\n')
+        assert file_symbol(p) == name.rsplit("_", 2)[0].upper()

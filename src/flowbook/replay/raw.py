@@ -60,7 +60,9 @@ def is_raw_format(path: Path) -> bool:
     return ts.isdigit() and len(ts) >= 16 and rest.lstrip().startswith((b"{", b"["))
 
 
-_FILE_SYMBOL = re.compile(r"^([a-z0-9_]+?)_\d{8}_\d{2}(?:\.\d+)?\.gz$")
+# the recorder's file names: <symbol>_<YYYYMMDD>_<HH>.gz, or ..._<HHMMSSffffff>.gz when files rotate
+# more often than hourly (live/recorder.py)
+_FILE_SYMBOL = re.compile(r"^([a-z0-9_]+?)_\d{8}_\d{2}(?:\d{10})?(?:\.\d+)?\.gz$")
 
 
 def file_symbol(path: Path) -> str | None:
@@ -72,7 +74,7 @@ def file_symbol(path: Path) -> str | None:
         m = _SYMBOL.search(line)
         if m:
             return m.group(1).decode()
-    # a REST-polled recording names no stream: the recorder's file name does (<symbol>_<YYYYMMDD>_<HH>.gz)
+    # a REST-polled recording names no stream: the recorder's file name does
     m = _FILE_SYMBOL.match(path.name)
     return m.group(1).upper() if m else None
 
