@@ -55,6 +55,9 @@ def _run_live(recording: Path, store: StoreSink, while_running=None) -> tuple[li
 def _check_stored(st: object, snaps: list[FeatureSnapshot], trades: list[Event]) -> None:
     f = st.query("SELECT update_id, mid, cvd, imbalance_n, ofi FROM features ORDER BY ts, update_id, seq")
     assert f.height == len(snaps) > 100
+    # rows are delivered in application order; diffs buffered before a snapshot are applied after it
+    # with earlier receive times, so the store's time order is the delivered rows sorted by time (stable)
+    snaps = sorted(snaps, key=lambda s: (s.ts_local, s.update_id))
     assert f["update_id"].to_list() == [s.update_id for s in snaps]
     for col in ("mid", "cvd", "imbalance_n", "ofi"):
         np.testing.assert_array_equal(f[col].to_numpy(), np.array([s[col] for s in snaps]), err_msg=col)
