@@ -132,8 +132,14 @@ def test_recording_replays_to_the_truth_and_every_file_replays_alone(recordings:
         for side in (1, -1):
             assert book.levels(side, 2000) == sim.truth.levels(sym, side, 2000), (sym, side)
         assert loaded.stats["gaps"] == runner.adapter.stats[sym].gaps
-        for f in files:  # a fresh snapshot was fetched for every new file
+        for k, f in enumerate(files):  # a fresh snapshot was fetched for every new file
             alone = load([f], None, strict=False)
+            if k == 0 and alone.stats["snapshots"] == 0:
+                # the session's first file can end before the first snapshot comes back (a 300 ms
+                # file on a loaded machine): it then holds only diffs received before that snapshot,
+                # and the next file starts the book
+                assert load([files[1]], None, strict=False).stats["snapshots"] >= 1, files[1].name
+                continue
             assert alone.stats["snapshots"] - alone.stats["snapshots_unused"] >= 1, f.name
             assert alone.stats["diffs_applied"] > 0, f.name
     # the command line reads them with no options
