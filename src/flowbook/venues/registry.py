@@ -59,7 +59,7 @@ class Capabilities:
         for top, weight in self.snapshot_weights:
             if limit <= top:
                 return weight
-        return self.snapshot_weights[-1][1]
+        return self.snapshot_weights[-1][1] if self.snapshot_weights else 0
 
     def route_of(self, kind: str) -> str:
         """URL route carrying a stream kind (``""`` when the venue does not route by path)."""
@@ -230,5 +230,146 @@ register(
         ),
         description="Binance COIN-M futures (inverse): diff depth, trades, book ticker, liquidations, mark price, "
                     "24 h ticker, open interest",
+    ),
+)
+
+
+# -- Venues that push the book snapshot over the WebSocket (no REST snapshot): the book depth is chosen
+# at subscription (``snapshot_limits``), a resync is a resubscription of that symbol's book topic, and
+# ``snapshot_weights`` is empty.  Limits: reference §B.2-B.4 and each venue's docs page (docs/venues-*.md).
+register(
+    Venue(
+        name="bybit",
+        exchange="bybit",
+        market="spot",
+        module="flowbook.venues.bybit",
+        live="flowbook.venues.bybit.live:BybitLive",
+        ws_url="wss://stream.bybit.com/v5/public/spot",
+        rest_url="https://api.bybit.com",
+        rest_prefix="/v5/market",
+        capabilities=Capabilities(
+            streams=("orderbook", "publicTrade", "tickers"),
+            depth_speeds=("10ms", "20ms", "200ms"),  # depth 1, 50, 200/1000
+            default_depth_speed="20ms",
+            snapshot_limits=(1, 50, 200, 1000),
+            default_snapshot_limit=50,
+            snapshot_weights=(),
+            rest_weight_per_minute=0,
+            max_streams_per_connection=10,  # args per subscribe request on spot
+            server_ping_seconds=20.0,  # the client pings; the server drops a silent connection
+            sync_rule="bybit-v5",
+            replay_formats=("bybit",),
+        ),
+        description="Bybit v5 spot: order book snapshot/delta with u, public trades, tickers",
+    ),
+    aliases=("bybit-spot",),
+)
+register(
+    Venue(
+        name="bybit-linear",
+        exchange="bybit",
+        market="linear",
+        module="flowbook.venues.bybit",
+        live="flowbook.venues.bybit.live:BybitLive",
+        ws_url="wss://stream.bybit.com/v5/public/linear",
+        rest_url="https://api.bybit.com",
+        rest_prefix="/v5/market",
+        capabilities=Capabilities(
+            streams=("orderbook", "publicTrade", "tickers", "allLiquidation"),
+            depth_speeds=("10ms", "20ms", "100ms", "200ms"),  # depth 1, 50, 200, 1000
+            default_depth_speed="20ms",
+            snapshot_limits=(1, 50, 200, 1000),
+            default_snapshot_limit=50,
+            snapshot_weights=(),
+            rest_weight_per_minute=0,
+            max_streams_per_connection=2000,
+            server_ping_seconds=20.0,
+            sync_rule="bybit-v5",
+            replay_formats=("bybit",),
+        ),
+        description="Bybit v5 USDT perpetuals: order book snapshot/delta with u, public trades, liquidations, "
+                    "tickers (funding, open interest, mark price)",
+    ),
+)
+register(
+    Venue(
+        name="okx",
+        exchange="okx",
+        market="all",
+        module="flowbook.venues.okx",
+        live=None,
+        ws_url="wss://ws.okx.com:8443/ws/v5/public",
+        rest_url="https://www.okx.com",
+        rest_prefix="/api/v5",
+        capabilities=Capabilities(
+            streams=("books", "books5", "bbo-tbt", "trades", "tickers", "funding-rate", "open-interest",
+                     "mark-price", "liquidation-orders"),
+            depth_speeds=("100ms",),
+            default_depth_speed="100ms",
+            snapshot_limits=(1, 5, 400),
+            default_snapshot_limit=400,
+            snapshot_weights=(),
+            rest_weight_per_minute=0,
+            max_streams_per_connection=30,  # deep book channels per connection
+            server_ping_seconds=30.0,  # the server closes a connection silent for 30 s: the client pings
+            sync_rule="okx-seqid",
+            checksum=True,
+            replay_formats=("okx", "cryptofeed"),
+        ),
+        description="OKX v5: books with seqId/prevSeqId and CRC32 checksum, trades, funding, open interest, "
+                    "liquidations",
+    ),
+)
+register(
+    Venue(
+        name="kraken",
+        exchange="kraken",
+        market="spot",
+        module="flowbook.venues.kraken",
+        live=None,
+        ws_url="wss://ws.kraken.com/v2",
+        rest_url="https://api.kraken.com",
+        rest_prefix="/0/public",
+        capabilities=Capabilities(
+            streams=("book", "trade", "ticker", "instrument"),
+            depth_speeds=("realtime",),
+            default_depth_speed="realtime",
+            snapshot_limits=(10, 25, 100, 500, 1000),
+            default_snapshot_limit=100,
+            snapshot_weights=(),
+            rest_weight_per_minute=0,
+            max_streams_per_connection=1000,
+            server_ping_seconds=60.0,
+            sync_rule="kraken-checksum",
+            checksum=True,
+            replay_formats=("kraken", "cryptofeed"),
+        ),
+        description="Kraken spot (WebSocket v2): book with CRC32 checksum, trades, ticker",
+    ),
+)
+register(
+    Venue(
+        name="coinbase",
+        exchange="coinbase",
+        market="spot",
+        module="flowbook.venues.coinbase",
+        live=None,
+        ws_url="wss://advanced-trade-ws.coinbase.com",
+        rest_url="https://api.coinbase.com",
+        rest_prefix="/api/v3/brokerage/market",
+        capabilities=Capabilities(
+            streams=("level2", "market_trades", "ticker", "heartbeats"),
+            depth_speeds=("realtime",),
+            default_depth_speed="realtime",
+            snapshot_limits=(0,),  # level2 is the full book
+            default_snapshot_limit=0,
+            snapshot_weights=(),
+            rest_weight_per_minute=0,
+            max_streams_per_connection=1000,
+            server_ping_seconds=60.0,  # channels close after 60-90 s without updates: subscribe heartbeats
+            sync_rule="coinbase-sequence",
+            replay_formats=("coinbase", "cryptofeed"),
+        ),
+        description="Coinbase Advanced Trade: level2 with per-connection sequence numbers, market trades",
     ),
 )
