@@ -55,7 +55,9 @@ def test_coinm_capture_with_faults_resyncs_to_the_truth(capture: Path) -> None:
     assert book_differences(runner, sim) == []
     assert row_differences(rows, sim) == []
     st = runner.adapter.stats["BTCUSD_PERP"]
-    assert st.duplicates == 1 and st.bad == 1 and st.gaps >= 2 and st.resyncs >= 3
+    # the duplicated diff is dropped once; the reordered pair may add one more (the earlier diff of the pair,
+    # buffered behind the later one while the book resyncs, is older than the book it meets): timing decides
+    assert 1 <= st.duplicates <= 2 and st.bad == 1 and st.gaps >= 2 and st.resyncs >= 3
     inst = runner.adapter.feed.instruments[0]
     assert inst is not None and inst.inverse and inst.multiplier == 100.0  # exchangeInfo contractSize
     assert runner.adapter.feed.contract_sizes == {"BTCUSD_PERP": 100.0}
