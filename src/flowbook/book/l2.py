@@ -85,14 +85,11 @@ class L2Book:
     def apply(self, events: np.ndarray) -> None:
         """Apply the ``BOOK_SET`` events of ``events`` (EVENT_DTYPE) message by message."""
         i = 0
-        n = len(events)
-        while i < n:
-            if events["kind"][i] != 1:
-                i += 1
-                continue
-            status, i = nb.apply_levels(*self.arrays, events, i)
-            if status == nb.NEED_GROW:
-                self.grow()
+        while True:
+            status, i = nb.apply_book_sets(*self.arrays, events, i)
+            if status != nb.NEED_GROW:
+                return
+            self.grow()
 
     def recenter_if_needed(self) -> None:
         while nb.maybe_recenter(*self.arrays) == nb.NEED_GROW:

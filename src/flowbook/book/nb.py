@@ -269,6 +269,22 @@ def apply_levels(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray
 
 
 @njit(cache=True)
+def apply_book_sets(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, hvb: np.ndarray,
+                    hka: np.ndarray, hva: np.ndarray, ev: np.ndarray, i: int) -> tuple[int, int]:
+    """Apply every ``BOOK_SET`` message of ``ev[i:]`` (other kinds are skipped), message by message with
+    :func:`apply_levels`.  Returns ``(OK, n)``, or ``(NEED_GROW, k)`` with ``ev[i:k]`` applied."""
+    n = ev.shape[0]
+    while i < n:
+        if ev[i]["kind"] != 1:
+            i += 1
+            continue
+        status, i = apply_levels(st, lb, la, hkb, hvb, hka, hva, ev, i)
+        if status == NEED_GROW:
+            return NEED_GROW, i
+    return OK, i
+
+
+@njit(cache=True)
 def set_level(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, hvb: np.ndarray,
               hka: np.ndarray, hva: np.ndarray, side: int, t: int, q: int) -> int:
     """Set the level at tick ``t`` of ``side`` (+1 bid, -1 ask) to ``q`` lots; 0 deletes.

@@ -248,8 +248,14 @@ def book_tape(events: np.ndarray, sample_ts: np.ndarray, clock: str = "ts_local"
 # ---- helpers -------------------------------------------------------------------------------------
 def window_sums(t: np.ndarray, x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """``Σ x[k]`` over ``lo < t[k] ≤ hi`` for each pair (``t`` non-decreasing), via prefix sums."""
+    return sums_between(x, np.searchsorted(t, lo, side="right"), np.searchsorted(t, hi, side="right"))
+
+
+def sums_between(x: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``Σ x[a:b]`` for each pair of indices (the searchsorted bounds of :func:`window_sums`, found once
+    when many series share one window)."""
     cs = np.concatenate([np.zeros(1, x.dtype), np.cumsum(x)])
-    return cs[np.searchsorted(t, hi, side="right")] - cs[np.searchsorted(t, lo, side="right")]
+    return cs[b] - cs[a]
 
 
 def quote_per_lot(inst: Instrument) -> tuple[float, float]:
@@ -335,35 +341,42 @@ def micro_series(events: np.ndarray, inst: Instrument, sample_ts: np.ndarray, cf
     day_off = round(cfg.session_hour_utc * NS_HOUR)
     sess_lo = (T - day_off) // NS_DAY * NS_DAY + day_off - 1  # the session holds (sess_lo, T]
     pq = (p * q).astype(np.float64)
-    vwap_s = _ratio(window_sums(tt, pq, sess_lo, T), window_sums(tt, q, sess_lo, T).astype(np.float64))
-    lo = T - cfg.vwap_window_ns
-    vwap_r = _ratio(window_sums(tt, pq, lo, T), window_sums(tt, q, lo, T).astype(np.float64))
+    # each window's searchsorted bounds once: (lo, T] of the trades' clock
+    end = np.searchsorted(tt, T, side="right")
+    w_s, w_l = cfg.intensity_window_ns, cfg.baseline_window_ns
+    a_sess, a_vw, a_fw, a_s, a_l = (np.searchsorted(tt, lo, side="right") for lo in (
+        sess_lo, T - cfg.vwap_window_ns, T - cfg.flow_window_ns, T - w_s, T - w_l))
+
+    def win(x: np.ndarray, a: np.ndarray) -> np.ndarray:
+        return sums_between(x, a, end)
+
+    vwap_s = _ratio(win(pq, a_sess), win(q, a_sess).astype(np.float64))
+    vwap_r = _ratio(win(pq, a_vw), win(q, a_vw).astype(np.float64))
     fw = T - cfg.flow_window_ns
-    buy = window_sums(tt, np.where(side > 0, q, 0), fw, T)
-    sell = window_sums(tt, np.where(side < 0, q, 0), fw, T)
-    aggr = window_sums(tt, q, fw, T)
+    buy = win(np.where(side > 0, q, 0), a_fw)
+    sell = win(np.where(side < 0, q, 0), a_fw)
+    aggr = win(q, a_fw)
     passive = window_sums(tape.add_t, tape.add_q, fw, T)
-    qsum = window_sums(tt, quote, fw, T)
+    qsum = win(quote, a_fw)
     # size classes compare whole quote units exactly: quote ≥ edge ⟺ units ≥ ⌈edge / unit⌉
     units, unit = (q, Fraction(Decimal(inst.lot_size)) * Fraction(inst.multiplier)) if inst.inverse else \
         (p * q, Fraction(Decimal(inst.tick_size) * Decimal(inst.lot_size)))
     edges = np.array([math.ceil(Fraction(e) / unit) for e in cfg.size_edges_quote], np.int64)
     bucket = np.searchsorted(edges, units, side="right")
-    shares = [_ratio(window_sums(tt, np.where(bucket == b, quote, 0.0), fw, T), qsum) for b in range(5)]
+    shares = [_ratio(win(np.where(bucket == b, quote, 0.0), a_fw), qsum) for b in range(5)]
     big = units >= math.ceil(Fraction(cfg.institutional_quote) / unit)
-    inst_share = _ratio(window_sums(tt, np.where(big, quote, 0.0), fw, T), qsum)
+    inst_share = _ratio(win(np.where(big, quote, 0.0), a_fw), qsum)
     depth = tape.trade_depth
     share = np.where(depth > 0, q / np.where(depth > 0, depth, 1), 0.0)
-    cons_b = window_sums(tt, np.where(side > 0, share, 0.0), fw, T)
-    cons_s = window_sums(tt, np.where(side < 0, share, 0.0), fw, T)
+    cons_b = win(np.where(side > 0, share, 0.0), a_fw)
+    cons_s = win(np.where(side < 0, share, 0.0), a_fw)
     # intensity: full-window rates, NaN until the input covers the window
     t0 = tape.t[0] if len(tape.t) else 0
     ones = np.ones(len(tt), np.int64)
-    w_s, w_l = cfg.intensity_window_ns, cfg.baseline_window_ns
-    n_s = window_sums(tt, ones, T - w_s, T) / (w_s / NS)
-    v_s = window_sums(tt, quote, T - w_s, T) / (w_s / NS)
-    n_l = window_sums(tt, ones, T - w_l, T) / (w_l / NS)
-    v_l = window_sums(tt, quote, T - w_l, T) / (w_l / NS)
+    n_s = win(ones, a_s) / (w_s / NS)
+    v_s = win(quote, a_s) / (w_s / NS)
+    n_l = win(ones, a_l) / (w_l / NS)
+    v_l = win(quote, a_l) / (w_l / NS)
     ok_s = (T - t0 >= w_s) if len(tape.t) else np.zeros(len(T), bool)
     ok_l = (T - t0 >= w_l) if len(tape.t) else np.zeros(len(T), bool)
     out = {
