@@ -10,6 +10,7 @@ import numpy as np
 
 from ..events import Instrument
 from ..venues.binance import BinanceFeed
+from ..venues.common import FeedCore
 from .raw import is_raw_format, iter_frames, order_files
 
 __all__ = ["Loaded", "detect_format", "load", "FORMATS"]
@@ -31,7 +32,7 @@ class Loaded:
         return self.msg_where[j] if j < len(self.msg_where) else "?"
 
 
-def _feed_result(feed: BinanceFeed, errors: list[str]) -> Loaded:
+def _feed_result(feed: BinanceFeed | FeedCore, errors: list[str]) -> Loaded:
     feed.finish()
     events = feed.take_events()
     insts = feed.instruments
@@ -94,13 +95,18 @@ def load(paths: list[Path], fmt: str | None, strict: bool,
 
 
 def _register_builtin() -> None:
+    from .bybit import is_bybit, load_bybit
+    from .coinbase import is_coinbase, load_coinbase
+    from .cryptofeed import is_cryptofeed, load_cryptofeed
     from .lobster_l2 import is_lobster, load_lobster
+    from .okx import is_okx, load_okx
 
+    # venue formats first: the Binance raw probe and the cryptofeed probe also accept their files
+    for name, loader, probe in (("okx", load_okx, is_okx), ("coinbase", load_coinbase, is_coinbase),
+                                 ("bybit", load_bybit, is_bybit)):
+        FORMATS[name] = loader
+        _PROBES.insert(0, (name, probe))
     register("lobster", load_lobster, is_lobster)
-    try:
-        from .cryptofeed import is_cryptofeed, load_cryptofeed
-    except ImportError:  # pragma: no cover - module optional while being written
-        return
     register("cryptofeed", load_cryptofeed, is_cryptofeed)
 
 

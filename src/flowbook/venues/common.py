@@ -227,8 +227,9 @@ class FeedCore:
         return [(side, p2i(p), q2i(q)) for p, q in levels]
 
     def snapshot(self, s: BookSymbol, ts_exchange: int, ts_local: int, bids: Iterable[tuple[str, str]],
-                 asks: Iterable[tuple[str, str]], update_id: int, where: str) -> bool:
+                 asks: Iterable[tuple[str, str]], update_id: int, where: str, aux_id: int = NO_ID) -> bool:
         """Replace the book with a full snapshot (``[(price, size), ...]`` strings, any order).
+        ``aux_id`` goes into ``id2`` (a venue's second sequence, e.g. Bybit's cross sequence).
 
         Every level is converted before anything is written: a snapshot off the price grid leaves the
         feed untouched and returns False (counted as a bad message)."""
@@ -247,9 +248,9 @@ class FeedCore:
             s.lost = False
         rows, sid = self._rows, s.sid
         rows.append((int(Kind.BOOK_CLEAR), 0, int(Flag.SNAPSHOT | Flag.SNAPSHOT_BEGIN), sid, ts_exchange,
-                     ts_local, 0, 0, update_id, NO_ID, 0.0))
+                     ts_local, 0, 0, update_id, aux_id, 0.0))
         for side, tick, lots in levels:
-            rows.append((1, side, _SNAP, sid, ts_exchange, ts_local, tick, lots, update_id, NO_ID, 0.0))
+            rows.append((1, side, _SNAP, sid, ts_exchange, ts_local, tick, lots, update_id, aux_id, 0.0))
         last = list(rows[-1])
         last[2] = int(last[2]) | int(Flag.SNAPSHOT | Flag.SNAPSHOT_END | Flag.END_OF_MESSAGE)
         rows[-1] = tuple(last)
