@@ -98,12 +98,13 @@ def _register_builtin() -> None:
     from .bybit import is_bybit, load_bybit
     from .coinbase import is_coinbase, load_coinbase
     from .cryptofeed import is_cryptofeed, load_cryptofeed
+    from .kraken import is_kraken, load_kraken
     from .lobster_l2 import is_lobster, load_lobster
     from .okx import is_okx, load_okx
 
     # venue formats first: the Binance raw probe and the cryptofeed probe also accept their files
     for name, loader, probe in (("okx", load_okx, is_okx), ("coinbase", load_coinbase, is_coinbase),
-                                 ("bybit", load_bybit, is_bybit)):
+                                 ("bybit", load_bybit, is_bybit), ("kraken", load_kraken, is_kraken)):
         FORMATS[name] = loader
         _PROBES.insert(0, (name, probe))
     register("lobster", load_lobster, is_lobster)

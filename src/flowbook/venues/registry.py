@@ -314,7 +314,7 @@ register(
             server_ping_seconds=30.0,  # the server closes a connection silent for 30 s: the client pings
             sync_rule="okx-seqid",
             checksum=True,
-            replay_formats=("okx", "cryptofeed"),
+            replay_formats=("okx",),  # its loader also reads cryptofeed's captures
         ),
         description="OKX v5: books with seqId/prevSeqId and CRC32 checksum, trades, funding, open interest, "
                     "liquidations",
@@ -342,7 +342,7 @@ register(
             server_ping_seconds=60.0,
             sync_rule="kraken-checksum",
             checksum=True,
-            replay_formats=("kraken", "cryptofeed"),
+            replay_formats=("kraken",),  # its loader also reads cryptofeed's captures
         ),
         description="Kraken spot (WebSocket v2): book with CRC32 checksum, trades, ticker",
     ),
@@ -368,7 +368,7 @@ register(
             max_streams_per_connection=1000,
             server_ping_seconds=60.0,  # channels close after 60-90 s without updates: subscribe heartbeats
             sync_rule="coinbase-sequence",
-            replay_formats=("coinbase", "cryptofeed"),
+            replay_formats=("coinbase",),  # its loader also reads cryptofeed's captures
         ),
         description="Coinbase Advanced Trade: level2 with per-connection sequence numbers, market trades",
     ),
