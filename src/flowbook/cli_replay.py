@@ -32,6 +32,8 @@ def summary_table(s: ReplaySummary) -> Table:
         ("gaps", str(s.gaps)),
         ("resyncs", str(s.resyncs)),
         ("crossed", str(s.crossed)),
+        *([("checksums", f"{s.checksums_verified:,} verified, {s.checksum_failures:,} failed")]
+          if s.checksums_verified or s.checksum_failures else []),
         ("rows written", f"{s.rows:,}"),
         ("time span", f"{_utc(s.ts_first)} → {_utc(s.ts_last)} UTC ({span:,.1f} s)"),
         ("wall time", f"{s.seconds:.2f} s (parse {s.parse_seconds:.2f} s)"),

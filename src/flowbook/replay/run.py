@@ -30,6 +30,8 @@ class ReplaySummary:
     gaps: int = 0
     resyncs: int = 0
     crossed: int = 0
+    checksums_verified: int = 0  # venues whose book messages carry a checksum (OKX, Kraken)
+    checksum_failures: int = 0
     trades: int = 0
     rows: int = 0
     symbols: list[str] = field(default_factory=list)
@@ -135,6 +137,8 @@ def replay(
     summary.levels_applied = int(loaded.stats.get("levels_applied", 0))
     summary.gaps = int(loaded.stats.get("gaps", 0))
     summary.resyncs = int(loaded.stats.get("resyncs", 0))
+    summary.checksums_verified = int(loaded.stats.get("checksums_verified", 0))
+    summary.checksum_failures = int(loaded.stats.get("checksum_failures", 0))
     summary.trades = int(loaded.stats.get("trades", 0))
     summary.issues = list(loaded.issues)
     if len(ev):
