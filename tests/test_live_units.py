@@ -136,3 +136,19 @@ def test_file_symbol_from_recorder_file_names(tmp_path: Path) -> None:
         with gzip.open(p, "wb") as f:  # a polled recording: REST answers only, no stream names
             f.write(b'1723161255000000000 {"lastUpdateId":1,"bids":[],"asks":[]}\n')
         assert file_symbol(p) == name.rsplit("_", 2)[0].upper()
+
+
+def test_recorder_paths_of_symbols_with_slashes(tmp_path) -> None:  # noqa: ANN001
+    """Kraken's ``BTC/USD`` is a folder name ``BTC_USD``; the frames keep the venue's spelling."""
+    import gzip
+
+    from flowbook.live.recorder import Recorder, path_name
+
+    assert path_name("BTC/USD") == "BTC_USD" and path_name("BTC-USDT-SWAP") == "BTC-USDT-SWAP"
+    rec = Recorder(tmp_path, "kraken")
+    rec.write("BTC/USD", 1_700_000_000_000_000_000, b'{"channel":"book","data":[{"symbol":"BTC/USD"}]}')
+    rec.close()
+    (path,) = rec.files
+    assert path.parent == tmp_path / "kraken" / "BTC_USD" and path.name.startswith("btc_usd_")
+    with gzip.open(path) as fh:
+        assert fh.read().endswith(b'"symbol":"BTC/USD"}]}\n')

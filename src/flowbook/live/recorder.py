@@ -1,6 +1,7 @@
 """Recorder: raw frames and REST snapshots in flowbook's recording format, one file set per symbol.
 
-Layout: ``<root>/<venue>/<SYMBOL>/<symbol>_<YYYYMMDD>_<HH>.gz`` (``.1.gz``, ... when a file of that
+Layout: ``<root>/<venue>/<SYMBOL>/<symbol>_<YYYYMMDD>_<HH>.gz`` (the symbol made safe for a path by
+:func:`path_name`; ``.1.gz``, ... when a file of that
 hour exists already: a new run never appends to a file a killed run may have torn), one line per frame,
 ``<local_ns> <raw JSON>`` (the format of ``shared/data/hftbacktest``, read by ``flowbook replay``).
 A new file starts with the first line of each UTC hour (by receive time; ``rotate_ns`` changes the
@@ -19,16 +20,24 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-__all__ = ["Recorder"]
+__all__ = ["Recorder", "path_name"]
 
 
 _HOUR = 3_600_000_000_000
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def path_name(symbol: str) -> str:
+    """A symbol as a folder and file name: characters other than letters, digits, ``_``, ``.`` and ``-``
+    become ``_`` (Kraken's ``BTC/USD`` -> ``BTC_USD``); the frames inside keep the venue's spelling."""
+    return _UNSAFE.sub("_", symbol)
 
 
 @dataclass
@@ -127,13 +136,14 @@ class Recorder:
             self._close_file(old)
         start = datetime.fromtimestamp(period * self.rotate_ns / 1e9, tz=UTC)
         stamp = start.strftime("%Y%m%d_%H" if self.rotate_ns % _HOUR == 0 else "%Y%m%d_%H%M%S%f")
-        d = self.root / symbol
+        safe = path_name(symbol)
+        d = self.root / safe
         d.mkdir(parents=True, exist_ok=True)
-        path = d / f"{symbol.lower()}_{stamp}.gz"
+        path = d / f"{safe.lower()}_{stamp}.gz"
         n = 0
         while path.exists():  # never append after a member a killed run may have torn
             n += 1
-            path = d / f"{symbol.lower()}_{stamp}.{n}.gz"
+            path = d / f"{safe.lower()}_{stamp}.{n}.gz"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         f = self._open[symbol] = _File(path, period, fd)
         if path not in self.files:
