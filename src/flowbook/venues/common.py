@@ -216,10 +216,15 @@ class FeedCore:
             self._resync.append(s.name)
 
     def desync(self, s: BookSymbol) -> None:
-        """Forget the book without counting a fault (the transport resubscribes, e.g. after a reconnect)."""
+        """Forget the book without counting a fault (the transport resubscribes, e.g. after a reconnect
+        or a dropped frame): clear it, and reset the venue's sequencing state (``s.state.reset()`` where
+        it has one) so that only a new snapshot syncs the symbol again."""
         if s.synced:
             self._rows.append((int(Kind.BOOK_CLEAR), 0, _EOM, s.sid, 0, 0, 0, 0, NO_ID, NO_ID, 0.0))
         s.synced = False
+        reset = getattr(s.state, "reset", None)
+        if reset is not None:
+            reset()
 
     # -- emitters (the instrument must be known)
     def _levels(self, s: BookSymbol, side: int, levels: Iterable[tuple[str, str]]) -> list[tuple[int, int, int]]:

@@ -66,6 +66,10 @@ class _State:
     book: ChecksumBook
     messages: int = 0  # book messages received for the symbol: the events' update id
 
+    def reset(self) -> None:
+        """The feed core forgets the book (a reconnect or a dropped frame): wait for a snapshot."""
+        self.book.reset()
+
 
 class KrakenFeed(FeedCore):
     """Turns Kraken spot frames (v2, or v1 captures) into events for any number of symbols.
