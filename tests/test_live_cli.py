@@ -69,7 +69,8 @@ def test_live_poll_mode_prints_the_table(sim, capsys: pytest.CaptureFixture) -> 
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["live", "kraken:XBTUSD"], "unknown venue 'kraken'"),
+    (["live", "kucoin:BTC-USDT"], "unknown venue 'kucoin'"),
+    (["live", "kraken:XBTUSD"], "not a symbol: 'XBTUSD' (kraken writes symbols like BTC/USD)"),
     (["live", "binance-usdm"], "expected VENUE:SYMBOL"),
     (["live", "binance-usdm:BTCUSDT", "--poll", "1s", "--snapshot-limit", "30"], "snapshot limit 30 not offered"),
     (["live", "binance-usdm:BTC-USDT"], "not a symbol"),

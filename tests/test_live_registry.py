@@ -46,3 +46,14 @@ def test_targets_parse() -> None:
             parse_target(bad)
     assert parse_target("binance-coinm:BTCUSD_PERP", live=False)[1] == ["BTCUSD_PERP"]
     assert parse_target("binance-coinm:BTCUSD_PERP")[0].live is not None  # COIN-M is live too
+
+
+def test_symbols_are_checked_against_the_venue_spelling() -> None:
+    assert parse_target("kraken:btc/usd,ETH/USD", live=False)[1] == ["BTC/USD", "ETH/USD"]
+    assert parse_target("okx:BTC-USDT-SWAP,btc-usdt", live=False)[1] == ["BTC-USDT-SWAP", "BTC-USDT"]
+    assert parse_target("coinbase:BTC-USD", live=False)[1] == ["BTC-USD"]
+    assert parse_target("bybit-linear:BTCUSDT", live=False)[1] == ["BTCUSDT"]
+    for bad, hint in (("kraken:BTCUSD", "BTC/USD"), ("okx:BTCUSDT", "BTC-USDT"), ("coinbase:BTC/USD", "BTC-USD"),
+                      ("bybit:BTC-USDT", "BTCUSDT")):
+        with pytest.raises(UnknownVenue, match=f"not a symbol.*like {hint}"):
+            parse_target(bad, live=False)

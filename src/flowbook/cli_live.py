@@ -27,16 +27,18 @@ def _seconds(text: str) -> float:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", metavar="VENUE:SYMBOLS",
-                   help="venue and symbols, e.g. binance-usdm:BTCUSDT,ETHUSDT (venues: binance, binance-usdm, "
-                        "binance-coinm)")
+                   help="venue and symbols, e.g. binance-usdm:BTCUSDT,ETHUSDT or kraken:BTC/USD (venues: binance, "
+                        "binance-usdm, binance-coinm, bybit, bybit-linear, okx, kraken, coinbase)")
     p.add_argument("--base-url", metavar="URL",
                    help="REST and WebSocket base of a mirror or the simulator, e.g. http://127.0.0.1:8765")
     p.add_argument("--ws-url", metavar="URL", help="WebSocket base only (default: the venue's)")
     p.add_argument("--rest-url", metavar="URL", help="REST base only (default: the venue's)")
-    p.add_argument("--depth-speed", choices=_SPEEDS, help="diff-depth update speed (default 100ms)")
+    p.add_argument("--depth-speed", choices=_SPEEDS, help="Binance diff-depth update speed (default 100ms)")
     p.add_argument("--trades", choices=["trade", "aggTrade", "none"], default="trade",
                    help="trade stream (default trade; subscribing both would count every trade twice)")
-    p.add_argument("--snapshot-limit", type=int, help="levels per side of REST snapshots (default 1000)")
+    p.add_argument("--snapshot-limit", type=int,
+                   help="Binance: levels per side of REST snapshots (default 1000); venues that push the book "
+                        "(Bybit, OKX, Kraken): the book depth subscribed (default: the venue's, docs/venues.md)")
     p.add_argument("--duration", type=_seconds, help="stop after this long (e.g. 30s, 2h); default: until Ctrl-C")
     p.add_argument("--poll", type=_seconds, metavar="INTERVAL",
                    help="REST polling instead of WebSockets: a depth snapshot (--snapshot-limit, default 20) "
