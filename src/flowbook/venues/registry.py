@@ -83,6 +83,7 @@ class Venue:
     rest_prefix: str
     capabilities: Capabilities
     description: str = ""
+    symbol_pattern: str = r"[A-Z0-9_]{2,32}"  # how the venue writes a symbol (checked on targets)
 
 
 _REGISTRY: dict[str, Venue] = {}
@@ -117,7 +118,9 @@ def get(name: str, live: bool = False) -> Venue:
     return v
 
 
-_SYMBOL = re.compile(r"^[A-Z0-9_]{2,32}$")
+
+
+_EXAMPLES = {"okx": "BTC-USDT or BTC-USDT-SWAP", "kraken": "BTC/USD", "coinbase": "BTC-USD"}
 
 
 def parse_target(text: str, live: bool = True) -> tuple[Venue, list[str]]:
@@ -131,8 +134,9 @@ def parse_target(text: str, live: bool = True) -> tuple[Venue, list[str]]:
         sym = raw.strip().upper()
         if not sym:
             continue
-        if not _SYMBOL.match(sym):
-            raise UnknownVenue(f"not a symbol: {raw.strip()!r}")
+        if not re.fullmatch(venue.symbol_pattern, sym):
+            raise UnknownVenue(f"not a symbol: {raw.strip()!r} ({venue.name} writes symbols like "
+                               f"{_EXAMPLES.get(venue.exchange, 'BTCUSDT')})")
         if sym not in out:
             out.append(sym)
     if not out:
@@ -316,6 +320,7 @@ register(
             checksum=True,
             replay_formats=("okx",),  # its loader also reads cryptofeed's captures
         ),
+        symbol_pattern=r"[A-Z0-9]+(?:-[A-Z0-9]+){1,3}",  # instId: BTC-USDT, BTC-USDT-SWAP, BTC-USD-220527
         description="OKX v5: books with seqId/prevSeqId and CRC32 checksum, trades, funding, open interest, "
                     "liquidations",
     ),
@@ -344,6 +349,7 @@ register(
             checksum=True,
             replay_formats=("kraken",),  # its loader also reads cryptofeed's captures
         ),
+        symbol_pattern=r"[A-Z0-9]+/[A-Z0-9]+",  # BTC/USD
         description="Kraken spot (WebSocket v2): book with CRC32 checksum, trades, ticker",
     ),
 )
@@ -370,6 +376,7 @@ register(
             sync_rule="coinbase-sequence",
             replay_formats=("coinbase",),  # its loader also reads cryptofeed's captures
         ),
+        symbol_pattern=r"[A-Z0-9]+-[A-Z0-9]+",  # product id: BTC-USD
         description="Coinbase Advanced Trade: level2 with per-connection sequence numbers, market trades",
     ),
 )
