@@ -4,7 +4,8 @@
 every detector's state in arrays, and writes one row per detection.  It is resumable: it returns
 ``(NEED_ROOM | NEED_GROW, i, n)`` when the output is full or the book's far-level hash needs room,
 and the caller drains/grows and calls again from ``i`` (nothing of event ``i`` has been applied).
-Definitions: docs/detectors.md.  Twin: ``detectors.reference`` (sweep, block, iceberg, wall pulled).
+Definitions: docs/detectors.md.  Twins: ``detectors.reference`` (sweep, block, iceberg, wall pulled) and
+``detectors.reference_flow`` (absorption, momentum, HFT burst, liquidation cascade).
 """
 
 from __future__ import annotations
@@ -67,8 +68,8 @@ def new_state(track_ticks: int) -> tuple[np.ndarray, ...]:
     """Fresh detector state: ``(s, fs, tk, ring, lqi, lqf, abp)``."""
     s = np.zeros(S_SIZE, np.int64)
     s[S_TBASE] = NO_BASE
-    return (s, np.zeros(FS_SIZE), np.zeros((T_SIZE, 2, track_ticks), np.int64), np.zeros((4, RING), np.int64),
-            np.zeros((2, 2, LQ_CAP), np.int64), np.zeros((2, LQ_CAP)), np.zeros((AB_CAP, 3), np.int64))
+    return (s, np.zeros(FS_SIZE), np.zeros((T_SIZE, 2, track_ticks), np.int64), np.zeros((5, RING), np.int64),
+            np.zeros((2, 2, LQ_CAP), np.int64), np.zeros((2, LQ_CAP)), np.zeros((AB_CAP, 5), np.int64))
 
 
 @njit(cache=True, inline="always")
@@ -85,7 +86,9 @@ def _emit(oi, of, n, ts, kind, side, price, lots, count, conf):
 
 @njit(cache=True)
 def _close_order(s, fs, ring, ip, fp, oi, of, n):
-    """Block and momentum decisions for the finished taker order (same-time, same-side fills)."""
+    """Block and momentum decisions for the finished taker order (same-time, same-side fills).
+
+    Twins: ``reference.ref_detect`` (block), ``reference_flow.ref_momentum`` (momentum)."""
     side, lots, p, ts, notional = s[S_OR_SIDE], s[S_OR_LOTS], s[S_OR_P], s[S_OR_TS], fs[FS_OR_NOT]
     if notional >= fp[F_BLK_NOT]:
         n = _emit(oi, of, n, ts, BLOCK, side, p, lots, s[S_OR_N], _f(notional / fp[F_BLK_NOT]))
@@ -142,18 +145,22 @@ def _ice_live(tk, si, k, t, ip):
 
 @njit(cache=True)
 def _absorb_resolve(s, abp, tk, book, t, ip, oi, of, n):
+    """Decide the waiting absorption levels at the end of a depth message.
+
+    Twin: ``reference_flow.ref_absorption``."""
     st, lb, la, hkb, hvb, hka, hva = book
     m = 0
     for j in range(s[S_AB_N]):
         side, p, ts = abp[j, 0], abp[j, 1], abp[j, 2]
         if t < ts:
-            abp[m, 0], abp[m, 1], abp[m, 2] = side, p, ts
+            abp[m, :] = abp[j, :]
             m += 1
             continue
         best = st[bk.ST_BEST_BID] if side > 0 else st[bk.ST_BEST_ASK]
         if rd.get_level(st, lb, la, hkb, hvb, hka, hva, side, p) > 0 and abs(best - p) <= ip[P_AB_MOVE]:
-            si = 0 if side > 0 else 1
-            lots = tk[T_AB_LOTS, si, p - s[S_TBASE]]
+            si, k = (0 if side > 0 else 1), p - s[S_TBASE]
+            same = tk[T_AB_START, si, k] == abp[j, 3]  # its episode still runs, or it ended with abp[j, 4]
+            lots = tk[T_AB_LOTS, si, k] if same else abp[j, 4]
             conf = _f(lots / ip[P_AB_LOTS])
             n = _emit(oi, of, n, t, ABSORPTION, side, p, lots, 0, conf)
     s[S_AB_N] = m
@@ -162,6 +169,10 @@ def _absorb_resolve(s, abp, tk, book, t, ip, oi, of, n):
 
 @njit(cache=True)
 def _trade(s, fs, tk, ring, abp, book, t, a, p, q, ip, fp, oi, of, n):
+    """Every detector's state update for one trade.
+
+    Twins: ``reference.ref_detect`` (sweep, block, iceberg), ``reference_flow.ref_absorption``,
+    ``ref_momentum``, ``ref_hft_burst``."""
     notional = q * (fp[F_LIN] * p + fp[F_INV])
     # taker order (block, momentum) and burst (sweep) accumulation
     if s[S_OR_N] == 0:
@@ -183,20 +194,19 @@ def _trade(s, fs, tk, ring, abp, book, t, a, p, q, ip, fp, oi, of, n):
     ring[0, s[S_MO_HEAD] % RING], ring[1, s[S_MO_HEAD] % RING] = t, p
     s[S_MO_HEAD] += 1
     # HFT burst: small trades in a window
-    if q <= ip[P_HF_SMALL]:
+    if q <= ip[P_HF_SMALL]:  # lots and side kept apart: a trade with no aggressor side still counts its lots
         if s[S_HF_HEAD] - s[S_HF_TAIL] >= RING:  # full: the oldest trade leaves before its slot is reused
-            old = ring[3, s[S_HF_TAIL] % RING]
-            s[S_HF_SUM] -= abs(old)
-            s[S_HF_NET] -= old
+            s[S_HF_SUM] -= ring[3, s[S_HF_TAIL] % RING]
+            s[S_HF_NET] -= ring[4, s[S_HF_TAIL] % RING] * ring[3, s[S_HF_TAIL] % RING]
             s[S_HF_TAIL] += 1
-        ring[2, s[S_HF_HEAD] % RING], ring[3, s[S_HF_HEAD] % RING] = t, a * q
+        h = s[S_HF_HEAD] % RING
+        ring[2, h], ring[3, h], ring[4, h] = t, q, a
         s[S_HF_HEAD] += 1
         s[S_HF_SUM] += q
         s[S_HF_NET] += a * q
         while ring[2, s[S_HF_TAIL] % RING] < t - ip[P_HF_NS]:
-            old = ring[3, s[S_HF_TAIL] % RING]
-            s[S_HF_SUM] -= abs(old)
-            s[S_HF_NET] -= old
+            s[S_HF_SUM] -= ring[3, s[S_HF_TAIL] % RING]
+            s[S_HF_NET] -= ring[4, s[S_HF_TAIL] % RING] * ring[3, s[S_HF_TAIL] % RING]
             s[S_HF_TAIL] += 1
         cnt = s[S_HF_HEAD] - s[S_HF_TAIL]
         if cnt >= ip[P_HF_N] and t >= s[S_HF_QUIET]:
@@ -216,14 +226,19 @@ def _trade(s, fs, tk, ring, abp, book, t, a, p, q, ip, fp, oi, of, n):
     tk[T_LAST_TRADE, si, k] = t
     if s[S_SYNC] == 0:
         return n
-    if tk[T_AB_START, si, k] == 0 or t - tk[T_AB_START, si, k] > ip[P_AB_NS]:
-        tk[T_AB_START, si, k], tk[T_AB_LOTS, si, k], tk[T_AB_FIRED, si, k] = t, 0, 0
-    tk[T_AB_LOTS, si, k] += q
-    if tk[T_AB_FIRED, si, k] == 0 and tk[T_AB_LOTS, si, k] >= ip[P_AB_LOTS] and s[S_AB_N] < AB_CAP:
-        tk[T_AB_FIRED, si, k] = 1
-        j = s[S_AB_N]
-        abp[j, 0], abp[j, 1], abp[j, 2] = ps, p, t
-        s[S_AB_N] = j + 1
+    if a != 0:  # absorption; a trade with no aggressor side has no passive side to absorb it
+        if tk[T_AB_START, si, k] == 0 or t - tk[T_AB_START, si, k] > ip[P_AB_NS]:
+            if tk[T_AB_FIRED, si, k] == 1:  # the ending episode may wait for its decision: keep its lots
+                for j in range(s[S_AB_N]):
+                    if abp[j, 0] == ps and abp[j, 1] == p and abp[j, 3] == tk[T_AB_START, si, k]:
+                        abp[j, 4] = tk[T_AB_LOTS, si, k]
+            tk[T_AB_START, si, k], tk[T_AB_LOTS, si, k], tk[T_AB_FIRED, si, k] = t, 0, 0
+        tk[T_AB_LOTS, si, k] += q
+        if tk[T_AB_FIRED, si, k] == 0 and tk[T_AB_LOTS, si, k] >= ip[P_AB_LOTS] and s[S_AB_N] < AB_CAP:
+            tk[T_AB_FIRED, si, k] = 1
+            j = s[S_AB_N]
+            abp[j, 0], abp[j, 1], abp[j, 2], abp[j, 3] = ps, p, t, tk[T_AB_START, si, k]
+            s[S_AB_N] = j + 1
     st, lb, la, hkb, hvb, hka, hva = book
     if not _ice_live(tk, si, k, t, ip):
         tk[T_IC_START, si, k], tk[T_IC_EXEC, si, k], tk[T_IC_REFILL, si, k] = t, 0, 0
@@ -265,6 +280,9 @@ def _level(s, tk, t, side, p, old, q, best, ip, fp, oi, of, n):
 
 @njit(cache=True)
 def _liq(s, lqi, lqf, t, side, p, q, ip, fp, oi, of, n):
+    """Liquidation-cascade decision for one forced order.
+
+    Twin: ``reference_flow.ref_liquidation_cascade``."""
     si = 0 if side > 0 else 1
     h, tl = S_LQ_HEAD + si, S_LQ_TAIL + si
     while s[tl] < s[h] and lqi[si, 0, s[tl] % LQ_CAP] < t - ip[P_LQ_NS]:
