@@ -89,6 +89,7 @@ class PushLive(PushSockets):
         self.connections = [PushConn(i, url, t, s, lock=asyncio.Lock())
                             for i, (t, s) in enumerate(plan_topics(self.protocol, self.symbols))]
         self._conn_of = {s: c for c in self.connections for s in c.symbols}
+        self._feed_kw = [self.protocol.feed_kwargs(c.cid) for c in self.connections]
         self.heartbeat = min(cfg.heartbeat, self.protocol.ping_interval)
         self._pings = self.protocol.ping("0") is not None
         self.unattributed = 0  # frames naming no symbol that are not answers either
@@ -196,8 +197,12 @@ class PushLive(PushSockets):
             ctl = self.protocol.control(data)
             if ctl is not None:
                 self._on_control(c, ctl)
+            if self.protocol.whole_connection and len(c.symbols) == 1:
+                sym = c.symbols[0]  # the connection's answers and heartbeats are its symbol's frames too
+            elif ctl is not None:
                 return
-            self.unattributed += 1
+            else:
+                self.unattributed += 1
         if len(self._q) >= self.config.queue_size:
             if sym is None:
                 self.dropped_unattributed += 1
@@ -319,6 +324,7 @@ class PushLive(PushSockets):
         for _ in range(min(len(q), _BATCH)):
             ts, cid, data, sym, book = q.popleft()
             if data is None:  # a connection ended here: its books wait for new snapshots
+                self.protocol.connection_closed(feed, cid)
                 for s in self.connections[cid].symbols:
                     self._desync(s)
                     self._note_sync(s, self.stats[s])
@@ -326,13 +332,13 @@ class PushLive(PushSockets):
             self._seq += 1
             where = f"ws{cid}:{self._seq}"
             if sym is None:
-                feed.on_frame(ts, data, where, None)
+                feed.on_frame(ts, data, where, None, **self._feed_kw[cid])
                 continue
             st = self.stats[sym]
             st.queued -= 1
             gaps0, bad0, snap0 = fs.gaps + fs.checksum_failures, fs.bad_messages, fs.snapshots
             dup0 = fs.diffs_duplicate + fs.trades_duplicate
-            feed.on_frame(ts, data, where, sym)
+            feed.on_frame(ts, data, where, sym, **self._feed_kw[cid])
             if self.on_frame is not None:
                 self.on_frame(sym, ts, data)
             st.messages += 1
@@ -341,9 +347,9 @@ class PushLive(PushSockets):
                 st.bad += fs.bad_messages - bad0
                 if book and feed.synced(sym):  # a book frame nobody could read: the chain is broken
                     self._force_resync(sym)
+            st.gaps += fs.gaps + fs.checksum_failures - gaps0  # any frame may show a gap (Coinbase)
             if book:
                 st.depth += 1
-                st.gaps += fs.gaps + fs.checksum_failures - gaps0
                 st.snapshots += fs.snapshots - snap0
                 self._note_sync(sym, st)
         for sym in feed.pop_resyncs():

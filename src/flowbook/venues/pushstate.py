@@ -80,6 +80,9 @@ class PushProtocol:
     topics_per_request: int = 10
     topics_per_connection: int = 200
     ping_interval: float = 20.0
+    #: every frame of a one-symbol connection is that symbol's: answers and heartbeats the venue numbers
+    #: with the market data (Coinbase ``sequence_num``) go to the feed and the recorder as well
+    whole_connection: bool = False
 
     def __init__(self, venue: Venue, depth: int, config: LiveConfig) -> None:
         self.venue = venue
@@ -135,6 +138,16 @@ class PushProtocol:
     def control(self, data: bytes) -> Control | None:
         """Classify a frame :meth:`frame_key` did not attribute (``None``: not a control frame)."""
         raise NotImplementedError
+
+    # -- what the feed needs to know of connections
+    def feed_kwargs(self, cid: int) -> dict[str, Any]:
+        """Extra keyword arguments of ``feed.on_frame`` for frames of connection ``cid`` (Coinbase:
+        ``connection=``)."""
+        return {}
+
+    def connection_closed(self, feed: Any, cid: int) -> None:
+        """Connection ``cid`` ended (called in queue order, after its last frame, before the new socket's
+        first one); the transport unsyncs its symbols itself."""
 
 
 @dataclass(eq=False)

@@ -359,7 +359,7 @@ register(
         exchange="coinbase",
         market="spot",
         module="flowbook.venues.coinbase",
-        live=None,
+        live="flowbook.venues.coinbase.live:CoinbaseLive",
         ws_url="wss://advanced-trade-ws.coinbase.com",
         rest_url="https://api.coinbase.com",
         rest_prefix="/api/v3/brokerage/market",

@@ -42,6 +42,7 @@ class _Conn:
     ws: web.WebSocketResponse
     subs: dict[tuple[str, str], SimTopic] = field(default_factory=dict)
     held: dict[tuple[str, str], str] = field(default_factory=dict)
+    numbered: int = 0  # messages numbered on this connection (the renderer's ``seq_mark``)
 
 
 class PushSimulator:
@@ -63,6 +64,10 @@ class PushSimulator:
         self.min_books = min_books
         self.ticker_every = ticker_every
         self.answer_pings = True
+        # optional: ``seq_mark`` (placeholder of the connection's message number), ``heartbeat(counter, ts_ms)``
+        # (pushed every ``ticker_every`` steps to sockets subscribed to a ``heartbeat`` topic, symbol "")
+        self._mark: str | None = getattr(renderer, "seq_mark", None)
+        self._beats = getattr(renderer, "heartbeat", None)
         self.host, self.port, self.chunk = host, port, chunk
         self.stats: Counter[str] = Counter()
         self.done = asyncio.Event()
@@ -166,6 +171,8 @@ class PushSimulator:
             await self._send(c, r.answer(req, False, "error:unreadable request"))
             return
         for t in req.topics:
+            if t.channel == "heartbeat":  # connection-wide: no symbol to check
+                continue
             if t.symbol not in self.truth.books or (t.channel == "book" and t.depth not in r.depths):
                 self.stats["rejected"] += 1
                 await self._send(c, r.answer(req, False, r.unknown(t)))
@@ -251,6 +258,8 @@ class PushSimulator:
             if self._down == 0:
                 await self._back_up()
         self.truth.apply(s)
+        if self._beats and self.position % self.ticker_every == 0:
+            await self._heartbeat()
         kinds = [k for k in faults if k not in ("disconnect", "restart")]
         if s.kind == "book":
             kinds = self._carry.pop(s.symbol, []) + kinds
@@ -332,6 +341,12 @@ class PushSimulator:
                 if text is not None:
                     await self._send(c, text)
 
+    async def _heartbeat(self) -> None:
+        self.stats["heartbeats"] += 1
+        for c in list(self._conns):
+            if any(k[1] == "heartbeat" for k in c.subs):
+                await self._send(c, self._beats(self.stats["heartbeats"], _now_ms()))
+
     async def _deliver(self, sym: str, channel: str, text: str, kinds: list[str], depth: int) -> None:
         for c in list(self._conns):
             t = c.subs.get((sym, channel))
@@ -339,6 +354,7 @@ class PushSimulator:
                 await self._deliver_one(c, (sym, channel), text, kinds)
 
     async def _deliver_one(self, c: _Conn, key: tuple[str, str], text: str, kinds: list[str]) -> None:
+        text = self._number(c, text)  # numbered when sent: a lost or repeated frame keeps its number
         held = c.held.pop(key, None)
         out: list[str] = [text]
         if "drop" in kinds:
@@ -359,9 +375,20 @@ class PushSimulator:
             self.stats["duplicated"] += 1
             out = [text, text]
         for x in [*out, *([held] if held else [])]:
-            await self._send(c, x)
+            await self._send(c, x, numbered=True)
 
-    async def _send(self, c: _Conn, text: str) -> None:
+    def _number(self, c: _Conn, text: str) -> str:
+        """Write the connection's next message number into the frame (venues that number every message
+        of a connection, e.g. Coinbase ``sequence_num``; the renderer's ``seq_mark`` is the placeholder)."""
+        mark = self._mark
+        if mark is None or mark not in text[:256]:
+            return text
+        c.numbered += 1
+        return text.replace(mark, str(c.numbered - 1), 1)
+
+    async def _send(self, c: _Conn, text: str, numbered: bool = False) -> None:
+        if not numbered:
+            text = self._number(c, text)
         try:
             await c.ws.send_str(text)
             self.stats["sent"] += 1

@@ -53,6 +53,7 @@ class CoinbaseStats(FeedStats):
     """:class:`FeedStats` plus what only Coinbase has."""
 
     frames_duplicate: int = 0  # Advanced Trade messages whose sequence_num was not newer: dropped
+    connections_restarted: int = 0  # numbering started over under one connection key (a reconnect)
     matches_missed: int = 0  # Exchange trade ids skipped over between two matches of a product
     trades_history: int = 0  # trades from before the subscription (not events)
 
@@ -119,6 +120,13 @@ class CoinbaseFeed(FeedCore):
     def _advanced(self, ts_local: int, msg: object, where: str, conn: str) -> None:
         seq: int = msg.sequence_num  # type: ignore[attr-defined]
         verdict, expected = self.sequencer.check(conn, seq)
+        if verdict is Verdict.RESTART:
+            # 8. A new connection under the same key (a recording that spans a reconnect): its books wait
+            # for their new snapshots, as the transport's reset_connection does live.
+            self.stats.connections_restarted += 1
+            self.stats.note(f"{where}: connection {conn!r}: sequence_num {seq} after {expected - 1}: new connection")
+            self.reset_connection(conn)
+            verdict, expected = self.sequencer.check(conn, seq)
         if verdict is Verdict.DUPLICATE:
             # 6. Repeated or reordered: drop the whole message.
             self.stats.frames_duplicate += 1

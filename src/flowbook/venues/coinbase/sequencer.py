@@ -15,6 +15,9 @@ Advanced Trade (reference §B.2.2; the sync rule of ``docs/venues-coinbase.md``)
 6. ``sequence_num`` at or below the previous one: a repeated or reordered message; it is dropped.
 7. A new connection starts its own numbering: the transport gives it a new connection key (or calls
    :meth:`ConnectionSequencer.reset`).
+8. A number of 0 or 1 after higher ones is a new connection's numbering starting over (a recording of
+   one connection key that reconnected): like 7, the old books are forgotten and the numbering starts
+   again.  A late message 0 or 1 of the same connection is read so too; that costs a snapshot only.
 
 Exchange (legacy ``ws-feed``, reference §B.2.1): ``level2`` carries no sequence number (the channel is
 documented as guaranteed delivery), so its gaps cannot be seen.  ``match`` messages carry the product's
@@ -37,6 +40,7 @@ class Verdict(Enum):
     NEXT = "next"  # previous + 1
     GAP = "gap"  # above previous + 1: messages were lost
     DUPLICATE = "duplicate"  # at or below the previous number: drop
+    RESTART = "restart"  # 0 or 1 after higher numbers: a new connection under the same key
 
 
 @dataclass
@@ -59,6 +63,9 @@ class ConnectionSequencer:
             c.last = seq
             return Verdict.FIRST, seq
         expected = last + 1
+        # 8. The numbering started over: a new connection under the same key.
+        if seq <= 1 < last:
+            return Verdict.RESTART, expected
         # 6. A number at or below the previous one: a repeat or a reordered message.
         if seq <= last:
             return Verdict.DUPLICATE, expected
