@@ -301,7 +301,7 @@ register(
         exchange="okx",
         market="all",
         module="flowbook.venues.okx",
-        live=None,
+        live="flowbook.venues.okx.live:OkxLive",
         ws_url="wss://ws.okx.com:8443/ws/v5/public",
         rest_url="https://www.okx.com",
         rest_prefix="/api/v5",
@@ -310,7 +310,7 @@ register(
                      "mark-price", "liquidation-orders"),
             depth_speeds=("100ms",),
             default_depth_speed="100ms",
-            snapshot_limits=(1, 5, 400),
+            snapshot_limits=(5, 400),  # books5, books (bbo-tbt carries best bid/offer only, not a book)
             default_snapshot_limit=400,
             snapshot_weights=(),
             rest_weight_per_minute=0,

@@ -190,6 +190,9 @@ class OkxFeed(FeedCore):
             self.lose(s, where, f"update prevSeqId={d.prevSeqId} seqId={d.seqId} does not follow the last "
                                 f"applied seqId={seq.last_seq}", kind="gap")
             return
+        if act is Action.DUPLICATE:
+            self.stats.diffs_duplicate += 1
+            return
         if act is Action.HEARTBEAT:
             self.stats.other += 1
             return

@@ -19,6 +19,7 @@ class Action(Enum):
     HEARTBEAT = "heartbeat"  # seqId == prevSeqId and no levels: nothing changed
     UNSYNCED = "unsynced"  # no book yet (or lost): dropped until the next snapshot
     GAP = "gap"  # prevSeqId is not the last applied seqId: the book is lost
+    DUPLICATE = "duplicate"  # the last applied update again (same prevSeqId and seqId): dropped
 
 
 def is_zero(size: str) -> bool:
@@ -82,16 +83,23 @@ class BookSequencer:
     ``books`` stream, after which ``books5`` pushes no longer replace its book.
     """
 
-    __slots__ = ("last_seq", "book", "full")
+    __slots__ = ("last_seq", "last_prev", "book", "full")
 
     def __init__(self) -> None:
         self.last_seq: int | None = None
+        self.last_prev: int | None = None  # prevSeqId of the last applied message (-1: a snapshot)
         self.book = StringBook()
         self.full = False
+
+    def reset(self) -> None:
+        """The book was dropped by the transport (reconnect, lost frame): only a snapshot chains again."""
+        self.last_seq = self.last_prev = None
+        self.book = StringBook()
 
     def on_snapshot(self, seq_id: int | None) -> None:
         # 1. A snapshot (action "snapshot", prevSeqId -1) replaces the book; its seqId starts the chain.
         self.last_seq = seq_id
+        self.last_prev = -1
 
     def on_update(self, synced: bool, prev_seq: int | None, seq_id: int | None, n_levels: int) -> Action:
         """Classify one update of a symbol whose book state is ``synced``."""
@@ -103,6 +111,11 @@ class BookSequencer:
         #    checksum is the only guard.
         if prev_seq is None or seq_id is None:
             return Action.APPLY
+        # 4a. The last applied update received again (same prevSeqId and seqId, a repeated frame):
+        #     dropped, the book stays valid.  A real next update cannot repeat both ids, because its
+        #     prevSeqId is the last seqId.
+        if prev_seq == self.last_prev and seq_id == self.last_seq and prev_seq != seq_id:
+            return Action.DUPLICATE
         # 4. Each update's prevSeqId must equal the seqId of the last applied message; otherwise
         #    messages were lost: the book is invalid, resubscribe that symbol.
         if self.last_seq is not None and prev_seq != self.last_seq:
@@ -113,4 +126,5 @@ class BookSequencer:
         # 6. After a maintenance reset seqId can be smaller than prevSeqId; the message is still valid
         #    because prevSeqId matched, and the chain continues from the new seqId.
         self.last_seq = seq_id
+        self.last_prev = prev_seq
         return Action.APPLY
