@@ -331,7 +331,7 @@ register(
         exchange="kraken",
         market="spot",
         module="flowbook.venues.kraken",
-        live=None,
+        live="flowbook.venues.kraken.live:KrakenLive",
         ws_url="wss://ws.kraken.com/v2",
         rest_url="https://api.kraken.com",
         rest_prefix="/0/public",
