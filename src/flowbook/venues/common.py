@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import msgspec
 import numpy as np
 
 from ..events import EVENT_DTYPE, NO_ID, DecimalGrid, Flag, Instrument, Kind, PriceNotOnGrid, infer_step
@@ -114,6 +115,35 @@ class FeedCore:
         self.depth_msg_where: list[str] = []
 
     # -- the interface the replay loaders and the live adapters use
+    def on_frame(self, ts_local: int, payload: bytes, where: str, symbol_hint: str | None = None,
+                 **context: object) -> None:
+        """Process one received frame: the venue's :meth:`decode`, then its :meth:`dispatch`.  ``where``
+        names the frame in errors (``file:line``); ``context`` goes to ``dispatch`` (e.g. the connection
+        a Coinbase frame came on).  A frame that cannot be decoded, or whose prices or sizes are off the
+        instrument's grid, is a bad message (:meth:`bad`); one the venue's parser ignores counts as
+        ``other``."""
+        self.stats.messages += 1
+        try:
+            msg = self.decode(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self.bad(where, f"malformed message ({exc})")
+            return
+        if msg is None:
+            self.stats.other += 1
+            return
+        try:
+            self.dispatch(ts_local, msg, where, **context)
+        except (PriceNotOnGrid, ValueError) as exc:
+            self.bad(where, str(exc))
+
+    def decode(self, payload: bytes) -> object | None:
+        """The venue's parser: a frame -> a typed message (``None``: nothing flowbook uses)."""
+        raise NotImplementedError
+
+    def dispatch(self, ts_local: int, msg: object, where: str, **context: object) -> None:
+        """Apply one decoded message (the venue's sync rule and the emitters)."""
+        raise NotImplementedError
+
     @property
     def instruments(self) -> list[Instrument | None]:
         out: list[Instrument | None] = [None] * len(self.symbols)

@@ -106,31 +106,23 @@ class BybitFeed(FeedCore):
         self._trade_ids: dict[str, _RecentIds] = {}
 
     # -- the feed interface
-    def on_frame(self, ts_local: int, payload: bytes, where: str, symbol_hint: str | None = None) -> None:
-        """Process one received frame.  ``where`` names it in errors (``file:line``)."""
-        self.stats.messages += 1
-        try:
-            msg = decode(payload)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            self.bad(where, f"malformed message ({exc})")
-            return
-        try:
-            if isinstance(msg, OrderBook):
-                self._on_book(ts_local, msg, where)
-            elif isinstance(msg, PublicTrade):
-                self._on_trades(ts_local, msg, where)
-            elif isinstance(msg, AllLiquidation):
-                self._on_liquidations(ts_local, msg, where)
-            elif isinstance(msg, Ticker):
-                self._on_ticker(ts_local, msg)
-            elif isinstance(msg, Ack):
-                self._on_ack(msg, where)
-            elif isinstance(msg, InstrumentsInfo):
-                self._on_instruments(msg, where)
-            else:
-                self.stats.other += 1
-        except (PriceNotOnGrid, ValueError) as exc:
-            self.bad(where, str(exc))
+    decode = staticmethod(decode)
+
+    def dispatch(self, ts_local: int, msg: object, where: str, **context: object) -> None:
+        if isinstance(msg, OrderBook):
+            self._on_book(ts_local, msg, where)
+        elif isinstance(msg, PublicTrade):
+            self._on_trades(ts_local, msg, where)
+        elif isinstance(msg, AllLiquidation):
+            self._on_liquidations(ts_local, msg, where)
+        elif isinstance(msg, Ticker):
+            self._on_ticker(ts_local, msg)
+        elif isinstance(msg, Ack):
+            self._on_ack(msg, where)
+        elif isinstance(msg, InstrumentsInfo):
+            self._on_instruments(msg, where)
+        else:
+            self.stats.other += 1
 
     def finish(self) -> None:
         """End of input: symbols seen only in tickers get an instrument from their ticker prices."""

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import msgspec
-
 from ...events import NO_ID, Instrument, PriceNotOnGrid
 from ..common import BookSymbol, FeedCore, FeedStats, SyncError
 from .messages import (
@@ -87,26 +85,15 @@ class CoinbaseFeed(FeedCore):
         self.tickers: dict[str, tuple[int, ExchangeTicker | TickerEntry]] = {}  # product -> (recv ns, latest)
 
     # -- the interface replay and live use
-    def on_frame(self, ts_local: int, payload: bytes, where: str, symbol_hint: str | None = None, *,
-                 connection: str | None = None) -> None:
-        """Process one received frame.  ``where`` names it in errors (``file:line``); ``connection`` names
-        the socket it came on (Advanced Trade sequence numbers are per connection)."""
-        self.stats.messages += 1
-        try:
-            msg = decode(payload)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            self.bad(where, f"malformed message ({exc})")
-            return
-        if msg is None:
-            self.stats.other += 1
-            return
-        try:
-            if hasattr(msg, "sequence_num"):  # Advanced Trade envelope
-                self._advanced(ts_local, msg, where, connection or "")
-            else:
-                self._exchange(ts_local, msg, where)
-        except (PriceNotOnGrid, ValueError) as exc:
-            self.bad(where, str(exc))
+    decode = staticmethod(decode)
+
+    def dispatch(self, ts_local: int, msg: object, where: str, connection: object = None, **context: object) -> None:
+        """``connection`` names the socket the frame came on (Advanced Trade sequence numbers are per
+        connection; see :meth:`FeedCore.on_frame`)."""
+        if hasattr(msg, "sequence_num"):  # Advanced Trade envelope
+            self._advanced(ts_local, msg, where, str(connection or ""))
+        else:
+            self._exchange(ts_local, msg, where)
 
     def reset_connection(self, connection: str) -> list[str]:
         """A connection closed: forget its numbering and the books that came on it (no fault counted);

@@ -17,8 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-import msgspec
-
 from ...events import NO_ID, Instrument, PriceNotOnGrid
 from ..common import BookSymbol, FeedCore, SyncError
 from .checksum import fixed
@@ -94,21 +92,10 @@ class KrakenFeed(FeedCore):
         self.tickers: dict[str, tuple[int, object]] = {}  # symbol -> (receive time ns, latest ticker)
 
     # -- public
-    def on_frame(self, ts_local: int, payload: bytes, where: str, symbol_hint: str | None = None) -> None:
-        """Process one received frame.  ``where`` names it in errors (``file:line``)."""
-        self.stats.messages += 1
-        try:
-            msg = decode(payload)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            self.bad(where, f"malformed message ({exc})")
-            return
-        if msg is None:
-            self.stats.other += 1
-            return
-        try:
-            self._dispatch(ts_local, msg, where)
-        except (PriceNotOnGrid, ValueError) as exc:
-            self.bad(where, str(exc))
+    decode = staticmethod(decode)
+
+    def dispatch(self, ts_local: int, msg: object, where: str, **context: object) -> None:
+        self._dispatch(ts_local, msg, where)
 
     def book(self, name: str) -> ChecksumBook | None:
         """The checksum book of a symbol (Kraken's view: truncated to the depth)."""

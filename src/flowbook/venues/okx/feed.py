@@ -29,8 +29,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 
-import msgspec
-
 from ...events import NO_ID, Instrument, PriceNotOnGrid
 from ..common import BookSymbol, FeedCore, FeedStats, SyncError
 from .checksum import DEPTH, book_checksum
@@ -90,25 +88,16 @@ class OkxFeed(FeedCore):
         self.tickers: dict[str, tuple[int, Ticker]] = {}  # instId -> (receive time ns, latest ticker)
 
     # -- the interface replay and the live transport use
-    def on_frame(self, ts_local: int, payload: bytes, where: str, symbol_hint: str | None = None) -> None:
-        """Process one received frame.  ``where`` names it in errors (``file:line``)."""
-        self.stats.messages += 1
-        try:
-            msg = decode(payload)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            self.bad(where, f"malformed message ({exc})")
-            return
-        if msg is None or msg == PONG:
+    decode = staticmethod(decode)
+
+    def dispatch(self, ts_local: int, msg: object, where: str, **context: object) -> None:
+        if msg == PONG:
             self.stats.other += 1
-            return
-        if isinstance(msg, EventMessage):
+        elif isinstance(msg, EventMessage):
             self._on_event(msg, where)
-            return
-        assert isinstance(msg, Push)
-        try:
+        else:
+            assert isinstance(msg, Push)
             self._dispatch(ts_local, msg, where)
-        except (PriceNotOnGrid, ValueError) as exc:
-            self.bad(where, str(exc))
 
     def finish(self) -> None:
         """End of input: every symbol gets an instrument (inferred from what it saw), unsynced books noted."""
