@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 from flowbook.live import FeatureSnapshot, LiveRunner
-from flowbook.testing.simulator.coinbase import CoinbaseRenderer, as_products, wait_books
+from flowbook.testing.simulator.coinbase import CoinbaseRenderer, as_products
 from flowbook.testing.simulator.push import PushSimulator
+from flowbook.testing.simulator.pushcheck import FULL, live_config, push_session
 from flowbook.testing.simulator.pushtruth import PushFaultPlan, PushMarket
 from flowbook.venues.binance.rest import ConnectError, LiveConfig, SubscriptionRejected
 from flowbook.venues.coinbase.protocol import CoinbaseProtocol
@@ -36,31 +37,17 @@ def market(data_dir: Path) -> PushMarket:
 
 
 def _config(sim: PushSimulator, **kw: object) -> LiveConfig:
-    base: dict[str, object] = dict(ws_url=sim.ws_url(), reconnect_base=0.02, reconnect_cap=0.2, resync_idle=0.3,
-                                   queue_size=10**6)
-    base.update(kw)
-    return LiveConfig(**base)  # type: ignore[arg-type]
+    return live_config(sim.ws_url(), **kw)
 
 
 async def _session(market: PushMarket, plan: PushFaultPlan | None = None, *, speed: float = math.inf,
                    symbols: list[str] = SYMBOLS, during: Callable[[PushSimulator, LiveRunner], object] | None = None,
                    record: Path | None = None, cfg_kw: dict | None = None, ticker_every: int = 25,
                    timeout: float = 30.0) -> tuple[LiveRunner, PushSimulator, list[FeatureSnapshot], list[str]]:
-    async with PushSimulator(market, CoinbaseRenderer(), speed=speed, faults=plan, min_books=len(symbols),
-                             ticker_every=ticker_every) as sim:
-        runner = LiveRunner(venue="coinbase", symbols=symbols, config=_config(sim, **(cfg_kw or {})), record=record)
-        rows: list[FeatureSnapshot] = []
-        runner.on_features(rows.append)
-        await runner.start()
-        try:
-            if during is not None:
-                r = during(sim, runner)
-                if asyncio.iscoroutine(r):
-                    await r
-            diffs = await wait_books(runner, sim, timeout=timeout)
-        finally:
-            await runner.stop()
-    return runner, sim, rows, diffs
+    sim = PushSimulator(market, CoinbaseRenderer(), speed=speed, faults=plan, min_books=len(symbols),
+                        ticker_every=ticker_every)
+    return await push_session(sim, "coinbase", symbols, FULL, during=during, record=record, cfg_kw=cfg_kw,
+                              timeout=timeout)
 
 
 def test_protocol_requests_keys_and_one_product_per_connection() -> None:

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_push_live import differences
 
 from flowbook.events import Instrument
 from flowbook.live import FeatureSnapshot, LiveRunner
 from flowbook.testing.simulator.kraken import KrakenRenderer, KrakenSimulator, crc_of_book, kraken_market
+from flowbook.testing.simulator.pushcheck import differences, live_config, push_session, wait_books
 from flowbook.testing.simulator.pushrender import Request, SimTopic
 from flowbook.testing.simulator.pushtruth import PushFaultPlan, PushMarket, PushTruth
 from flowbook.venues.binance.rest import ConnectError, LiveConfig, LiveError, SubscriptionRejected
@@ -50,29 +50,13 @@ def short(market: PushMarket) -> PushMarket:
 
 
 def _config(sim: KrakenSimulator, depth: int, **kw: object) -> LiveConfig:
-    base: dict[str, object] = dict(ws_url=sim.ws_url(), snapshot_limit=depth, reconnect_base=0.02,
-                                   reconnect_cap=0.2, resync_idle=0.3, queue_size=10**6)
-    base.update(kw)
-    return LiveConfig(**base)  # type: ignore[arg-type]
-
-
-def _settled(runner: LiveRunner) -> bool:
-    a = runner.adapter
-    return (a.queue_depth == 0 and not a._due and all(a.synced(s) for s in runner.symbols)
-            and not any(c.pending for c in a.connections))
+    return live_config(sim.ws_url(), snapshot_limit=depth, **kw)
 
 
 async def settle(runner: LiveRunner, sim: KrakenSimulator, timeout: float = 30.0) -> None:
-    """Wait for the end of the broadcast, then until every pair is synced with nothing in flight and its
-    checksummed top 10 equals the truth (or ``timeout``: the caller's comparison then shows why)."""
-    deadline = time.monotonic() + timeout
-    await asyncio.wait_for(sim.done.wait(), timeout)
-    while time.monotonic() < deadline:
-        if _settled(runner) and not differences(runner, sim, 10):
-            await asyncio.sleep(0.05)
-            if _settled(runner):
-                return
-        await asyncio.sleep(0.02)
+    """After the broadcast, until every pair is synced with nothing in flight and its checksummed top 10
+    equals the truth (or ``timeout``: the caller's comparison then shows why)."""
+    await wait_books(runner, sim, 10, timeout)
 
 
 async def _session(market: PushMarket, plan: PushFaultPlan | None = None, *, depth: int = DEPTH,
@@ -80,22 +64,12 @@ async def _session(market: PushMarket, plan: PushFaultPlan | None = None, *, dep
                    during: Callable[[KrakenSimulator, LiveRunner], object] | None = None,
                    record: Path | None = None, cfg_kw: dict | None = None, sim_kw: dict | None = None,
                    timeout: float = 40.0) -> tuple[LiveRunner, KrakenSimulator, list[FeatureSnapshot], list[str]]:
-    async with KrakenSimulator(market, speed=speed, faults=plan, min_books=len(symbols), **(sim_kw or {})) as sim:
-        runner = LiveRunner(venue="kraken", symbols=symbols, config=_config(sim, depth, **(cfg_kw or {})),
-                            record=record)
-        rows: list[FeatureSnapshot] = []
-        runner.on_features(rows.append)
-        await runner.start()
-        try:
-            if during is not None:
-                r = during(sim, runner)
-                if asyncio.iscoroutine(r):
-                    await r
-            await settle(runner, sim, timeout)
-            diffs = differences(runner, sim, depth)
-        finally:
-            await runner.stop()
-    return runner, sim, rows, diffs
+    async def settled(runner: LiveRunner, sim: KrakenSimulator) -> list[str]:
+        return await wait_books(runner, sim, depth, timeout, check_depth=10)
+
+    sim = KrakenSimulator(market, speed=speed, faults=plan, min_books=len(symbols), **(sim_kw or {}))
+    return await push_session(sim, "kraken", symbols, depth, during=during, record=record,
+                              cfg_kw={"snapshot_limit": depth, **(cfg_kw or {})}, wait=settled)
 
 
 def _checks(runner: LiveRunner, sym: str) -> tuple[int, int]:
@@ -216,7 +190,7 @@ def test_drop_below_the_top_10_is_only_claimed_after_a_snapshot(market: PushMark
         full = differences(runner, sim, DEPTH)
         report.update(top=top, full=full, failed=_checks(runner, "BTC/USD")[1])
         runner.adapter.request_snapshot("BTC/USD")  # the only way to re-prove levels 11-25 without a fault
-        while runner.adapter.stats["BTC/USD"].snapshots < 2 or not _settled(runner):
+        while runner.adapter.stats["BTC/USD"].snapshots < 2 or not runner.adapter.idle:
             await asyncio.sleep(0.02)
 
     report: dict[str, object] = {}

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_push_live import differences
 
 from flowbook.live import FeatureSnapshot, LiveRunner
 from flowbook.testing.simulator import wait_caught_up
 from flowbook.testing.simulator.okx import OkxRenderer, OkxSimulator, okx_checksum, okx_market
+from flowbook.testing.simulator.pushcheck import differences, live_config, push_session
 from flowbook.testing.simulator.pushtruth import PushFaultPlan, PushMarket
 from flowbook.venues.binance.rest import ConnectError, LiveConfig, LiveError, SubscriptionRejected
 from flowbook.venues.okx.protocol import OkxProtocol
@@ -46,31 +46,20 @@ def short(market: PushMarket) -> PushMarket:
 
 
 def _config(sim: OkxSimulator, **kw: object) -> LiveConfig:
-    base: dict[str, object] = dict(ws_url=sim.ws_url(), reconnect_base=0.02, reconnect_cap=0.2,
-                                   resync_idle=0.3, queue_size=10**6)
-    base.update(kw)
-    return LiveConfig(**base)  # type: ignore[arg-type]
+    return live_config(sim.ws_url(), **kw)
 
 
 async def _session(market: PushMarket, plan: PushFaultPlan | None = None, *, speed: float = math.inf,
                    symbols: list[str] = SYMBOLS, during: Callable[[OkxSimulator, LiveRunner], object] | None = None,
                    record: Path | None = None, cfg_kw: dict | None = None,
                    timeout: float = 40.0) -> tuple[LiveRunner, OkxSimulator, list[FeatureSnapshot], list[str]]:
-    async with OkxSimulator(market, OkxRenderer(), speed=speed, faults=plan, min_books=len(symbols)) as sim:
-        runner = LiveRunner(venue="okx", symbols=symbols, config=_config(sim, **(cfg_kw or {})), record=record)
-        rows: list[FeatureSnapshot] = []
-        runner.on_features(rows.append)
-        await runner.start()
-        try:
-            if during is not None:
-                r = during(sim, runner)
-                if asyncio.iscoroutine(r):
-                    await r
-            await wait_caught_up(runner, sim, timeout=timeout)
-            diffs = differences(runner, sim, DEPTH)
-        finally:
-            await runner.stop()
-    return runner, sim, rows, diffs
+    async def caught_up(runner: LiveRunner, sim: OkxSimulator) -> list[str]:
+        await wait_caught_up(runner, sim, timeout=timeout)
+        return differences(runner, sim, DEPTH)
+
+    sim = OkxSimulator(market, OkxRenderer(), speed=speed, faults=plan, min_books=len(symbols))
+    return await push_session(sim, "okx", symbols, DEPTH, during=during, record=record, cfg_kw=cfg_kw,
+                              wait=caught_up)
 
 
 def _checksums_all_verified(runner: LiveRunner) -> None:

@@ -19,6 +19,7 @@ from flowbook.live import FeatureSnapshot, LiveRunner
 from flowbook.testing.simulator import wait_caught_up
 from flowbook.testing.simulator.bybit import BybitRenderer
 from flowbook.testing.simulator.push import PushSimulator
+from flowbook.testing.simulator.pushcheck import differences, live_config, push_session
 from flowbook.testing.simulator.pushtruth import PushFaultPlan, PushMarket
 from flowbook.venues.binance.rest import LiveConfig, LiveError, SubscriptionRejected
 from flowbook.venues.bybit.protocol import BybitProtocol
@@ -37,48 +38,20 @@ def market(data_dir: Path) -> PushMarket:
 
 
 def _config(sim: PushSimulator, **kw: object) -> LiveConfig:
-    base: dict[str, object] = dict(ws_url=sim.ws_url(PATH), reconnect_base=0.02, reconnect_cap=0.2,
-                                   resync_idle=0.3, queue_size=10**6)
-    base.update(kw)
-    return LiveConfig(**base)  # type: ignore[arg-type]
-
-
-def differences(runner: LiveRunner, sim: PushSimulator, depth: int = DEPTH) -> list[str]:
-    """Symbols whose live book differs from the truth's top ``depth`` levels (or is not synced)."""
-    out = []
-    for s in runner.symbols:
-        view = runner.book(s, depth)
-        if not view.synced:
-            out.append(f"{s}: not synced")
-            continue
-        for side, live, true in ((1, view.bids, sim.truth.levels(s, 1, depth)),
-                                 (-1, view.asks, sim.truth.levels(s, -1, depth))):
-            if list(live) != true:
-                out.append(f"{s} side {side}: {len(live)} live vs {len(true)} true levels, e.g. "
-                           f"{sorted(set(live) ^ set(true))[:3]}")
-    return out
+    return live_config(sim.ws_url(PATH), **kw)
 
 
 async def _session(market: PushMarket, plan: PushFaultPlan | None = None, *, speed: float = math.inf,
                    symbols: list[str] = SYMBOLS, during: Callable[[PushSimulator, LiveRunner], object] | None = None,
                    record: Path | None = None, cfg_kw: dict | None = None,
                    timeout: float = 40.0) -> tuple[LiveRunner, PushSimulator, list[FeatureSnapshot], list[str]]:
-    async with PushSimulator(market, BybitRenderer(), speed=speed, faults=plan, min_books=len(symbols)) as sim:
-        runner = LiveRunner(venue="bybit-linear", symbols=symbols, config=_config(sim, **(cfg_kw or {})),
-                            record=record)
-        rows: list[FeatureSnapshot] = []
-        runner.on_features(rows.append)
-        await runner.start()
-        try:
-            if during is not None:
-                r = during(sim, runner)
-                if asyncio.iscoroutine(r):
-                    await r
-            await wait_caught_up(runner, sim, timeout=timeout)
-            diffs = differences(runner, sim)
-        finally:
-            await runner.stop()
-    return runner, sim, rows, diffs
+    async def caught_up(runner: LiveRunner, sim: PushSimulator) -> list[str]:
+        await wait_caught_up(runner, sim, timeout=timeout)
+        return differences(runner, sim, DEPTH)
+
+    sim = PushSimulator(market, BybitRenderer(), speed=speed, faults=plan, min_books=len(symbols))
+    return await push_session(sim, "bybit-linear", symbols, DEPTH, path=PATH, during=during, record=record,
+                              cfg_kw=cfg_kw, wait=caught_up)
 
 
 def test_protocol_batches_and_splits() -> None:

@@ -190,6 +190,11 @@ class PushLive(PushSockets):
     def queue_depth(self) -> int:
         return len(self._q)
 
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, no resubscription due, no request waiting for the venue's answer."""
+        return not self._q and not self._due and not any(c.pending for c in self.connections)
+
     def _enqueue(self, c: PushConn, ts: int, data: bytes) -> None:
         key = self.protocol.frame_key(data)
         sym, book = (key if key is not None and key[0] in self.stats else (None, False))

@@ -12,29 +12,26 @@ leaves a hole in the numbering and a duplicated one repeats its number.  Errors 
 ``Failed to subscribe: unknown product_id <id>`` (the simulator's wording).  No checksum: the
 ``checksum`` fault leaves frames unchanged.
 
-Also here: :func:`as_products` (a recording's symbols renamed to Coinbase products) and the comparison
-of a live client with the truth at every level of the full book (:func:`differences`,
-:func:`wait_books`), since Coinbase's update ids are per-connection message numbers, not the truth's.
+Also here: :func:`as_products` (a recording's symbols renamed to Coinbase products).  A live client is
+compared with the truth at every level of the full book by :mod:`.pushcheck` (``FULL``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from .pushcheck import FULL
 from .pushrender import PushRenderer, Request, SimTopic, TickerState
 from .pushtruth import PushMarket
 
 if TYPE_CHECKING:
-    from ...live import LiveRunner
-    from .push import PushSimulator
+    pass
 
-__all__ = ["FULL", "CoinbaseRenderer", "as_products", "differences", "wait_books"]
+__all__ = ["CoinbaseRenderer", "as_products"]
 
-FULL = 1_000_000_000  # the depth of a full-book topic: every level
 _CHANNELS = {"level2": "book", "market_trades": "trade", "ticker": "ticker"}
 _MARK = "#SEQ#"
 
@@ -127,40 +124,6 @@ def as_products(market: PushMarket, names: dict[str, str]) -> PushMarket:
     out = PushMarket(market.events, insts)
     out.steps = out.steps[:len(market.steps)]
     return out
-
-
-def differences(runner: LiveRunner, sim: PushSimulator, depth: int = FULL) -> list[str]:
-    """Products whose live book differs from the truth at any of its ``depth`` best levels, or is unsynced."""
-    out = []
-    for s in runner.symbols:
-        view = runner.book(s, depth)
-        if not view.synced:
-            out.append(f"{s}: not synced")
-            continue
-        for side, live in ((1, view.bids), (-1, view.asks)):
-            true = sim.truth.levels(s, side, depth)
-            if list(live) != true:
-                out.append(f"{s} side {side}: {len(live)} live vs {len(true)} true levels, e.g. "
-                           f"{sorted(set(live) ^ set(true))[:3]}")
-    return out
-
-
-async def wait_books(runner: LiveRunner, sim: PushSimulator, timeout: float = 30.0, depth: int = FULL) -> list[str]:
-    """Wait for the end of the broadcast, then until every book equals the truth and nothing is queued or
-    due (returns the remaining differences at ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    await asyncio.wait_for(sim.done.wait(), timeout)
-    ad = runner.adapter
-    while True:
-        diffs = differences(runner, sim, depth)
-        if not diffs and ad.queue_depth == 0 and not ad._due:
-            await asyncio.sleep(0.1)  # stays equal with nothing in flight
-            diffs = differences(runner, sim, depth)
-            if not diffs and ad.queue_depth == 0:
-                return []
-        if time.monotonic() > deadline:
-            return diffs
-        await asyncio.sleep(0.05)
 
 
 def _now_ms() -> int:
