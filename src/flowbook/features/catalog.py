@@ -28,6 +28,9 @@ Groups and columns (prices in quote units, sizes in base units):
   clusters, depth pressure) is refreshed each ``liquidity_every_ns`` (1 s) like ``cost``: a wall
   search per row would dominate the replay.
 
+The book groups (``micro``, ``liquidity``, ``cost``) share one book pass over the union of their
+sample times (:mod:`flowbook.features.bookpass`); their columns are those of separate passes.
+
 Detector events (``detectors``) are not columns: :func:`detections` returns them as a table.
 """
 
@@ -107,49 +110,6 @@ def _vpin(events: np.ndarray, inst: Instrument, sample_ts: np.ndarray, clock: st
     return {"vpin": out}
 
 
-def _cost(events: np.ndarray, inst: Instrument, sample_ts: np.ndarray, clock: str,
-          cfg: CatalogConfig) -> dict[str, np.ndarray]:
-    from .impact import cost_series
-
-    n = len(sample_ts)
-    cols = {c: np.full(n, np.nan) for c in ("cost_buy_bps", "cost_sell_bps", "cost_buy_levels", "cost_sell_levels")}
-    if inst.inverse or not len(events):
-        return cols
-    for j, c in enumerate(cost_series(events, inst, sample_ts, cfg.cost_quote, "quote", clock=clock)):
-        if c is not None:
-            cols["cost_buy_bps"][j] = c.buy.slippage_mid_bps
-            cols["cost_sell_bps"][j] = c.sell.slippage_mid_bps
-            cols["cost_buy_levels"][j] = c.buy.levels
-            cols["cost_sell_levels"][j] = c.sell.levels
-    return cols
-
-
-def _on_grid(fn: GroupFn, step_of: Callable[[CatalogConfig], int]) -> GroupFn:
-    """``fn`` evaluated at each multiple of a clock step only; a row carries the values of the latest
-    such time at or before it (point in time; NaN before the first).  For groups whose cost per
-    sample (a book walk, a wall search) would dominate a replay with a row per message."""
-
-    def on_grid(events: np.ndarray, inst: Instrument, sample_ts: np.ndarray, clock: str,
-                cfg: CatalogConfig) -> dict[str, np.ndarray]:
-        t = np.asarray(sample_ts, np.int64)
-        step = step_of(cfg)
-        first = -(-int(t[0]) // step) * step if len(t) else 0
-        grid = np.arange(first, int(t[-1]) + 1 if len(t) else 0, step, dtype=np.int64)
-        g = fn(events, inst, grid, clock, cfg)
-        at = np.searchsorted(grid, t, side="right") - 1
-        ok = at >= 0
-        out = {}
-        for name, col in g.items():
-            col = np.asarray(col)
-            fill = -1 if col.dtype.kind in "iu" else np.nan
-            o = np.full(len(t), fill, dtype=col.dtype if col.dtype.kind in "iuf" else np.float64)
-            o[ok] = col[at[ok]]
-            out[name] = o
-        return out
-
-    return on_grid
-
-
 def _lazy(module: str) -> GroupFn:
     """The ``catalog_columns`` group of an analytics module, imported when first used."""
 
@@ -160,12 +120,24 @@ def _lazy(module: str) -> GroupFn:
     return group
 
 
+def _book(name: str) -> GroupFn:
+    """A book group alone (:mod:`flowbook.features.bookpass`; :func:`columns` runs them together)."""
+
+    def group(events: np.ndarray, inst: Instrument, sample_ts: np.ndarray, clock: str,
+              cfg: CatalogConfig) -> dict[str, np.ndarray]:
+        from .bookpass import book_columns
+
+        return book_columns([name], events, inst, sample_ts, clock, cfg)[name]
+
+    return group
+
+
 _GROUPS: dict[str, GroupFn] = {
     "profile": _profile,
     "vpin": _vpin,
-    "cost": _on_grid(_cost, lambda c: c.cost_every_ns),
-    "micro": _lazy("flowbook.features.micro"),
-    "liquidity": _on_grid(_lazy("flowbook.features.liquidity"), lambda c: c.liquidity_every_ns),
+    "cost": _book("cost"),
+    "micro": _book("micro"),
+    "liquidity": _book("liquidity"),
     "futures": _lazy("flowbook.features.futures"),
 }
 GROUPS: tuple[str, ...] = (*_GROUPS, "detectors")
@@ -189,13 +161,17 @@ def resolve_groups(spec: str | Sequence[str]) -> list[str]:
 def columns(groups: Sequence[str], events: np.ndarray, inst: Instrument, sample_ts: np.ndarray,
             clock: str = "ts_local", cfg: CatalogConfig | None = None) -> dict[str, np.ndarray]:
     """The columns of ``groups`` (detectors excluded) at ``sample_ts`` for one instrument's events."""
+    from .bookpass import BOOK_GROUPS, book_columns
+
     cfg = cfg or CatalogConfig()
     out: dict[str, np.ndarray] = {}
     t = np.asarray(sample_ts, np.int64)
+    book = [g for g in groups if g in BOOK_GROUPS]
+    shared = book_columns(book, events, inst, t, clock, cfg) if book else {}  # one book pass for them all
     for g in groups:
         if g == "detectors":
             continue
-        for name, col in _GROUPS[g](events, inst, t, clock, cfg).items():
+        for name, col in (shared[g] if g in shared else _GROUPS[g](events, inst, t, clock, cfg)).items():
             if len(col) != len(t):
                 raise RuntimeError(f"feature group {g}: column {name} has {len(col)} values for {len(t)} samples")
             out[name] = np.asarray(col)

@@ -22,7 +22,7 @@ from ..book import readnb as rd
 from ..events import Flag, Instrument, Kind
 
 __all__ = [
-    "IMPACT_BPS", "Walk", "BookCost", "walk_nb", "walk", "book_cost", "category", "cost_series", "mid_series",
+    "IMPACT_BPS", "Walk", "BookCost", "walk_nb", "walk", "walk_units", "walk_record", "book_cost", "category", "cost_series", "mid_series",
     "interval_flow", "kyle_lambda", "amihud", "rolling_ols_nb", "Spreads", "trade_spreads", "mid_at",
 ]
 
@@ -106,6 +106,25 @@ def category(slippage_mid_bps: float, exhausted: bool,
     return "severe"
 
 
+def walk_units(size: float | str, unit: str, inst: Instrument) -> int:
+    """``size`` in the whole units a walk fills: lots (``unit="base"``) or tick·lot notional units
+    (``"quote"``), rounded down."""
+    if inst.inverse:
+        raise ValueError("book walks support linear instruments only")
+    if unit not in ("base", "quote"):
+        raise ValueError("unit must be 'base' or 'quote'; mid2 positive or None")
+    tn, td = _scale(inst.tick_size)
+    ln, ld = _scale(inst.lot_size)
+    d_size = Decimal(str(size))
+    if not d_size >= 0:
+        raise ValueError("size must be >= 0")
+    # base: lots = floor(size / lot); quote: notional units of tick·lot = floor(size / (tick·lot))
+    want = int(d_size * ld // ln) if unit == "base" else int(d_size * td * ld // (tn * ln))
+    if want >= _LIMIT:
+        raise ValueError("size or book notional too large for int64 tick·lot arithmetic")
+    return want
+
+
 def walk(px: np.ndarray, qty: np.ndarray, side: int, size: float | str, unit: str, inst: Instrument,
          mid2: int | None = None, more: bool = False) -> Walk:
     """Walk the opposite-side levels ``px``/``qty`` (ticks, lots, best first) for ``size`` in
@@ -116,28 +135,31 @@ def walk(px: np.ndarray, qty: np.ndarray, side: int, size: float | str, unit: st
         raise ValueError("book walks support linear instruments only")
     if unit not in ("base", "quote") or (mid2 is not None and mid2 <= 0):
         raise ValueError("unit must be 'base' or 'quote'; mid2 positive or None")
-    tn, td = _scale(inst.tick_size)
-    ln, ld = _scale(inst.lot_size)
-    d_size = Decimal(str(size))
-    if not d_size >= 0:
-        raise ValueError("size must be >= 0")
-    # base: lots = floor(size / lot); quote: notional units of tick·lot = floor(size / (tick·lot))
-    want = int(d_size * ld // ln) if unit == "base" else int(d_size * td * ld // (tn * ln))
+    want = walk_units(size, unit, inst)
     m = len(px)
-    if want >= _LIMIT or (m and float(np.dot(px.astype(float), qty.astype(float))) >= _LIMIT):
+    if m and float(np.dot(px.astype(float), qty.astype(float))) >= _LIMIT:
         raise ValueError("size or book notional too large for int64 tick·lot arithmetic")
     lots, cost, used, last, rem = (int(v) for v in walk_nb(px, qty, m, want, unit == "quote"))
     if more and used == m and rem > 0:
         raise LookupError("more levels needed")
+    return walk_record(side, float(Decimal(str(size))), unit, inst, want, lots, cost, used, last, rem, m,
+                       int(px[m - 1]) if m else 0, int(px[0]) if m else 0, mid2)
+
+
+def walk_record(side: int, requested: float, unit: str, inst: Instrument, want: int, lots: int, cost: int, used: int,
+                last: int, rem: int, m: int, read_last: int, best: int, mid2: int | None) -> Walk:
+    """The :class:`Walk` of a :func:`walk_nb` result ``(lots, cost, used, last, rem)`` over ``m`` levels
+    (``read_last``: the tick of the last of them, ``best``: of the first) for ``want`` units."""
+    tn, td = _scale(inst.tick_size)
+    ln, ld = _scale(inst.lot_size)
     # quote walk runs out: every level taken and one more lot at the last price would still fit
-    exhausted = rem > 0 if unit == "base" else want > 0 and used == m and (m == 0 or rem >= px[m - 1])
+    exhausted = rem > 0 if unit == "base" else want > 0 and used == m and (m == 0 or rem >= read_last)
     s = 1 if side > 0 else -1
     nan = math.nan
-    best = int(px[0]) if m else 0
     # exact integer numerators, one correctly rounded division each
     has_mid = lots > 0 and mid2 is not None
     return Walk(
-        side=s, requested=float(d_size), unit=unit, filled_qty=lots * ln / ld,
+        side=s, requested=requested, unit=unit, filled_qty=lots * ln / ld,
         filled_quote=cost * tn * ln / (td * ld), avg_price=cost * tn / (lots * td) if lots else nan,
         worst_price=last * tn / td if lots else nan, levels=used, exhausted=bool(exhausted),
         slippage_mid_bps=s * (2 * cost - mid2 * lots) * 10_000 / (mid2 * lots) if has_mid else nan,

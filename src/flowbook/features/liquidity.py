@@ -1,7 +1,7 @@
 """Liquidity at sample times: a liquidity score in [0, 1] (spread, depth, volume), liquidity walls and
 clusters among the visible levels, and depth pressure (signed change of bid vs ask depth in a band).
 
-The book comes from the tape of :mod:`flowbook.features.micro` (one compiled replay); walls and
+The book comes from the tape (:mod:`flowbook.features.tape`, one compiled replay); walls and
 clusters are marked by :func:`mark_nb` (numba) on the best ``wall_levels`` levels of each side, and
 the score's rolling medians by :func:`rolling_median_nb`.  Plain-Python twin:
 :mod:`flowbook.features.reference_micro` (``ref_liquidity``).  Docs: ``docs/analytics.md``.
@@ -10,6 +10,7 @@ the score's rolling medians by :func:`rolling_median_nb`.  Plain-Python twin:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,10 +19,11 @@ from numba import njit
 from ..book import L2Book
 from ..book import nb as bk
 from ..events import Instrument, Kind
-from .micro import NS, book_tape, quote_per_lot, window_sums
+from .micro import NS, quote_per_lot, window_sums
+from .tape import Tape, book_tape
 
 __all__ = ["LIQUIDITY_COLUMNS", "LiquidityConfig", "Wall", "Cluster", "mark_nb", "rolling_median_nb", "book_walls",
-           "liquidity_series", "catalog_columns", "component_score"]
+           "liquidity_series", "liquidity_from_tape", "walls_fn", "catalog_columns", "component_score"]
 
 NO_PX = -(2**62)
 
@@ -281,6 +283,14 @@ def liquidity_series(events: np.ndarray, inst: Instrument, sample_ts: np.ndarray
     """Every :data:`LIQUIDITY_COLUMNS` column at each sample time, for one instrument's events."""
     cfg = cfg or LiquidityConfig()
     T = np.asarray(sample_ts, np.int64)
+    tape = book_tape(events, T, clock, (cfg.depth_bps,), cfg.wall_levels, pressure_bps=cfg.pressure_bps,
+                     level_fn=walls_fn(cfg))
+    return liquidity_from_tape(events, inst, T, tape, cfg)
+
+
+def walls_fn(cfg: LiquidityConfig) -> Callable[..., np.ndarray]:
+    """The tape's ``level_fn`` of the liquidity columns: each sample's best levels -> the 20 wall and
+    cluster values of :func:`_walls_rows`."""
 
     def level_fn(bb: np.ndarray, ba: np.ndarray, bpx: np.ndarray, bq: np.ndarray, apx: np.ndarray, aq: np.ndarray,
                  nlv: np.ndarray) -> np.ndarray:
@@ -289,8 +299,13 @@ def liquidity_series(events: np.ndarray, inst: Instrument, sample_ts: np.ndarray
                     cfg.cluster_gap_ticks, cfg.cluster_min_levels, out)
         return out
 
-    tape = book_tape(events, T, clock, (cfg.depth_bps,), cfg.wall_levels, pressure_bps=cfg.pressure_bps,
-                     level_fn=level_fn)
+    return level_fn
+
+
+def liquidity_from_tape(events: np.ndarray, inst: Instrument, T: np.ndarray, tape: Tape,
+                        cfg: LiquidityConfig) -> dict[str, np.ndarray]:
+    """:func:`liquidity_series` from a tape of ``events`` at the samples ``T`` (band 0: ``depth_bps``;
+    levels: :func:`walls_fn`'s rows, one per sample; messages with ``pressure_bps``)."""
     px, lot = inst.tick, inst.lot
     qa, qb = quote_per_lot(inst)
     two = (tape.synced != 0) & (tape.bb != bk.NO_BID) & (tape.ba != bk.NO_ASK)

@@ -1,12 +1,12 @@
 """Microstructure features at sample times: VWAP deviation, depth imbalance classes, buy pressure,
 aggressive/passive ratio, trade-size distribution, order-flow intensity, liquidity consumption.
 
-One compiled pass (:func:`tape_nb`, numba) replays one instrument's book and records what the
-features need: the book at each sample time (touch, depth within bands of the mid, optionally the
-best levels), for each trade the resting depth on the side it hit, for each level set the lots
-added at or inside the touch, and after each depth message the depth within a band.  Windowed sums
-over trades and additions are then prefix sums looked up with ``searchsorted``.  The tape is shared
-with :mod:`flowbook.features.liquidity`.
+One compiled pass (:func:`flowbook.features.tape.tape_nb`, numba) replays one instrument's book and
+records what the features need: the book at each sample time (touch, depth within bands of the
+mid), for each trade the resting depth on the side it hit, for each level set the lots added at or
+inside the touch.  Windowed sums over trades and additions are then prefix sums looked up with
+``searchsorted``.  The tape is shared with :mod:`flowbook.features.liquidity` and the catalog's book
+walks (:mod:`flowbook.features.bookpass`).
 
 Time is the chosen clock made non-decreasing (running maximum in stream order), so a value at
 sample time ``T`` sees exactly the events that arrived before the first event later than ``T``.
@@ -16,233 +16,22 @@ Plain-Python twin: :mod:`flowbook.features.reference_micro`.  Docs: ``docs/analy
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
 import numpy as np
-from numba import njit
 
-from ..book import L2Book, window_for
 from ..book import nb as bk
-from ..book import readnb as rd
-from ..events import Flag, Instrument, Kind
+from ..events import Instrument, Kind
+from .tape import Tape, band_limits, book_tape, effective_clock, tape_nb
 
-__all__ = ["MICRO_COLUMNS", "MicroConfig", "Tape", "book_tape", "tape_nb", "micro_series", "catalog_columns",
-           "effective_clock", "window_sums", "band_limits", "quote_per_lot", "classify_imbalance"]
+__all__ = ["MICRO_COLUMNS", "MicroConfig", "Tape", "book_tape", "tape_nb", "micro_series", "micro_from_tape",
+           "catalog_columns", "effective_clock", "window_sums", "band_limits", "quote_per_lot", "classify_imbalance"]
 
 NS = 1_000_000_000
 NS_HOUR = 3600 * NS
 NS_DAY = 24 * NS_HOUR
-DONE, NEED_GROW, NEED_OUT = 0, 2, 3
-# tape state slots
-S_SYNC, S_NEXT, S_ROWS, S_TRADES, S_ADDS, S_MSGS, S_SIZE = range(7)
-
-
-# ---- the tape kernel ----------------------------------------------------------------------------------
-@njit(cache=True, inline="always")
-def band_limits(bb, ba, bps):
-    """Bid and ask limit ticks of the band of ``bps`` around the mid (the core features' rule)."""
-    m = (bb + ba) / 2.0
-    return math.ceil(m * (1.0 - bps * 1e-4) - 1e-9), math.floor(m * (1.0 + bps * 1e-4) + 1e-9)
-
-
-@njit(cache=True)
-def _sample(st, lb, la, hkb, hvb, hka, hva, si, bands, top_k, r, o_sync, o_bb, o_ba, o_band, o_bpx, o_bq,
-            o_apx, o_aq, o_nlv):
-    bb, ba = st[bk.ST_BEST_BID], st[bk.ST_BEST_ASK]
-    o_sync[r] = si[S_SYNC]
-    o_bb[r], o_ba[r] = bb, ba
-    o_band[r, :, :] = np.nan
-    o_nlv[r, 0], o_nlv[r, 1] = 0, 0
-    if si[S_SYNC] == 0:
-        return
-    if bb != bk.NO_BID and ba != bk.NO_ASK:
-        for j in range(bands.shape[0]):
-            lo, hi = band_limits(bb, ba, bands[j])
-            o_band[r, j, 0], o_band[r, j, 2] = rd.band_depth(st, lb, la, hkb, hvb, hka, hva, 1, lo)
-            o_band[r, j, 1], o_band[r, j, 3] = rd.band_depth(st, lb, la, hkb, hvb, hka, hva, -1, hi)
-    if top_k > 0:
-        o_nlv[r, 0] = rd.top_levels(st, lb, la, hkb, hvb, hka, hva, 1, top_k, o_bpx[r], o_bq[r])
-        o_nlv[r, 1] = rd.top_levels(st, lb, la, hkb, hvb, hka, hva, -1, top_k, o_apx[r], o_aq[r])
-
-
-@njit(cache=True)
-def tape_nb(ev, clk, i, st, lb, la, hkb, hvb, hka, hva, sample_ts, bands, top_k, c_levels, c_bps, p_bps, si,
-            o_sync, o_bb, o_ba, o_band, o_bpx, o_bq, o_apx, o_aq, o_nlv, tr_depth, add_t, add_q, add_side,
-            msg_t, msg_b, msg_a, buf_px, buf_q):
-    """Replay ``ev[i:]`` (clock ``clk``, non-decreasing) into the book and record the tape.
-
-    Samples: before the first event later than ``sample_ts[s]``, one row ``r`` of the ``o_*``
-    arrays: synced flag, best bid/ask ticks, per band ``j`` (``bands`` in bps of the mid) bid lots,
-    ask lots, bid Σ lots·ticks, ask Σ lots·ticks (NaN unless synced and two-sided), and the best
-    ``top_k`` levels per side.  Trades (``k``-th ``TRADE``): ``tr_depth[k]`` = lots on the hit side
-    within its best ``c_levels`` levels and ``c_bps`` of its best price; −1 when not synced, the hit
-    side is empty or the trade has no aggressor side.  Additions: a ``BOOK_SET`` (synced, not part
-    of a snapshot) that raises a level at or inside its side's touch, before the set, records
-    ``(time, lots added, side)``.  Messages: after each synced depth message, bid and ask lots
-    within ``p_bps`` of the mid (NaN when one-sided); a ``BOOK_CLEAR`` records NaN.
-    Returns ``(status, i)``: ``NEED_GROW`` (grow the book, call again at ``i``), ``NEED_OUT`` (the
-    sample rows are full: drain, reset ``si[S_ROWS]``, call again) or ``DONE``.
-    Twin: ``reference_micro.ref_replay``.
-    """
-    n = ev.shape[0]
-    ns = sample_ts.shape[0]
-    cap = o_sync.shape[0]
-    while True:
-        tnow = clk[i] if i < n else np.iinfo(np.int64).max
-        while si[S_NEXT] < ns and sample_ts[si[S_NEXT]] < tnow:
-            if si[S_ROWS] >= cap:
-                return NEED_OUT, i
-            _sample(st, lb, la, hkb, hvb, hka, hva, si, bands, top_k, si[S_ROWS], o_sync, o_bb, o_ba, o_band,
-                    o_bpx, o_bq, o_apx, o_aq, o_nlv)
-            si[S_NEXT] += 1
-            si[S_ROWS] += 1
-        if i >= n:
-            return DONE, i
-        e = ev[i]
-        kind = e["kind"]
-        if kind == 1:
-            side, p, q, flags = e["side"], e["price"], e["qty"], e["flags"]
-            if side != 0:
-                old = rd.get_level(st, lb, la, hkb, hvb, hka, hva, side, p)
-                best = st[bk.ST_BEST_BID] if side > 0 else st[bk.ST_BEST_ASK]
-                if bk.set_level(st, lb, la, hkb, hvb, hka, hva, side, p, q) != bk.OK:
-                    return NEED_GROW, i
-                # on a retry after NEED_GROW the level already holds q, so nothing is recorded twice
-                at_touch = (best == bk.NO_BID or p >= best) if side > 0 else (best == bk.NO_ASK or p <= best)
-                if si[S_SYNC] != 0 and flags & 1 == 0 and q > old and at_touch:
-                    k = si[S_ADDS]
-                    add_t[k], add_q[k], add_side[k] = clk[i], q - old, side
-                    si[S_ADDS] = k + 1
-            if flags & 4:
-                si[S_SYNC] = 1
-            if flags & 8:
-                if bk.maybe_recenter(st, lb, la, hkb, hvb, hka, hva) != bk.OK:
-                    return NEED_GROW, i
-                if si[S_SYNC] != 0:
-                    k = si[S_MSGS]
-                    msg_t[k], msg_b[k], msg_a[k] = clk[i], np.nan, np.nan
-                    bb, ba = st[bk.ST_BEST_BID], st[bk.ST_BEST_ASK]
-                    if bb != bk.NO_BID and ba != bk.NO_ASK:
-                        lo, hi = band_limits(bb, ba, p_bps)
-                        msg_b[k] = rd.band_depth(st, lb, la, hkb, hvb, hka, hva, 1, lo)[0]
-                        msg_a[k] = rd.band_depth(st, lb, la, hkb, hvb, hka, hva, -1, hi)[0]
-                    si[S_MSGS] = k + 1
-        elif kind == 2:
-            bk.book_clear(st, lb, la, hkb, hvb, hka, hva)
-            si[S_SYNC] = 0
-            k = si[S_MSGS]
-            msg_t[k], msg_b[k], msg_a[k] = clk[i], np.nan, np.nan
-            si[S_MSGS] = k + 1
-        elif kind == 3:
-            k = si[S_TRADES]
-            tr_depth[k] = -1
-            hit = -e["side"]
-            if si[S_SYNC] != 0 and hit != 0:
-                m = rd.top_levels(st, lb, la, hkb, hvb, hka, hva, hit, c_levels, buf_px, buf_q)
-                if m > 0:
-                    b0 = buf_px[0]
-                    lim = math.ceil(b0 * (1.0 - c_bps * 1e-4) - 1e-9) if hit > 0 else \
-                        math.floor(b0 * (1.0 + c_bps * 1e-4) + 1e-9)
-                    d = 0
-                    for j in range(m):
-                        if (buf_px[j] >= lim) if hit > 0 else (buf_px[j] <= lim):
-                            d += buf_q[j]
-                    tr_depth[k] = d
-            si[S_TRADES] = k + 1
-        i += 1
-
-
-# ---- the tape, in Python --------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Tape:
-    """What :func:`tape_nb` recorded (see there).  Ticks and lots; ``bb``/``ba`` use the book's
-    ``NO_BID``/``NO_ASK`` sentinels; ``band[s, j]`` = bid lots, ask lots, bid and ask Σ lots·ticks."""
-
-    t: np.ndarray  # effective clock of every event
-    synced: np.ndarray
-    bb: np.ndarray
-    ba: np.ndarray
-    band: np.ndarray
-    bpx: np.ndarray
-    bq: np.ndarray
-    apx: np.ndarray
-    aq: np.ndarray
-    nlv: np.ndarray
-    trade_depth: np.ndarray
-    add_t: np.ndarray
-    add_q: np.ndarray
-    add_side: np.ndarray
-    msg_t: np.ndarray
-    msg_bid: np.ndarray
-    msg_ask: np.ndarray
-    levels: np.ndarray  # level_fn's rows (empty without one)
-
-
-LevelFn = Callable[..., np.ndarray]
-
-
-def effective_clock(events: np.ndarray, clock: str) -> np.ndarray:
-    """The clock field made non-decreasing: the running maximum in stream order."""
-    if clock not in ("ts_local", "ts_exchange"):
-        raise ValueError("clock must be 'ts_local' or 'ts_exchange'")
-    c = events[clock].astype(np.int64)
-    return np.maximum.accumulate(c) if len(c) else c
-
-
-def book_tape(events: np.ndarray, sample_ts: np.ndarray, clock: str = "ts_local", bands_bps: tuple[float, ...] = (),
-              top_k: int = 0, consume_levels: int = 10, consume_bps: float = 10.0, pressure_bps: float = 10.0,
-              level_fn: LevelFn | None = None, chunk: int = 4096) -> Tape:
-    """Run :func:`tape_nb` over one instrument's events (arrival order) and the sample times.
-
-    With ``level_fn``, the best levels of each chunk of samples go to ``level_fn(bb, ba, bpx, bq, apx,
-    aq, nlv)`` and only its 2-D float result is kept (``Tape.levels``), so memory stays bounded."""
-    t = effective_clock(events, clock)
-    s_ts = np.asarray(sample_ts, np.int64)
-    if np.any(np.diff(s_ts) < 0):
-        raise ValueError("sample times must be in time order")
-    book = L2Book(window=window_for(events))
-    kinds = events["kind"]
-    n_tr = int((kinds == Kind.TRADE).sum())
-    n_set = int((kinds == Kind.BOOK_SET).sum())
-    n_msg = int(((kinds == Kind.BOOK_SET) & (events["flags"] & Flag.END_OF_MESSAGE != 0)).sum()
-                + (kinds == Kind.BOOK_CLEAR).sum())
-    bands = np.asarray(bands_bps, np.float64)
-    nb_ = len(bands)
-    cap = max(1, min(chunk, len(s_ts)))
-    k = max(top_k, 1)
-    rows = (np.zeros(cap, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64), np.zeros((cap, nb_, 4)),
-            np.zeros((cap, k), np.int64), np.zeros((cap, k), np.int64), np.zeros((cap, k), np.int64),
-            np.zeros((cap, k), np.int64), np.zeros((cap, 2), np.int64))
-    parts: list[list[np.ndarray]] = [[] for _ in rows]
-    reduced: list[np.ndarray] = []
-    tr_depth = np.zeros(n_tr, np.int64)
-    add_t, add_q, add_side = np.zeros(n_set, np.int64), np.zeros(n_set, np.int64), np.zeros(n_set, np.int64)
-    msg_t, msg_b, msg_a = np.zeros(n_msg, np.int64), np.zeros(n_msg), np.zeros(n_msg)
-    buf = np.zeros(max(consume_levels, 1), np.int64), np.zeros(max(consume_levels, 1), np.int64)
-    si = np.zeros(S_SIZE, np.int64)
-    i = 0
-    while True:
-        status, i = tape_nb(events, t, i, *book.arrays, s_ts, bands, top_k, consume_levels, consume_bps,
-                            pressure_bps, si, *rows, tr_depth, add_t, add_q, add_side, msg_t, msg_b, msg_a, *buf)
-        if status == NEED_GROW:
-            book.grow()
-            continue
-        r = int(si[S_ROWS])
-        if level_fn is not None:
-            reduced.append(level_fn(rows[1][:r], rows[2][:r], *(a[:r, :top_k] for a in rows[4:8]), rows[8][:r]))
-        for j, (p, a) in enumerate(zip(parts, rows, strict=True)):
-            p.append(a[:r].copy() if level_fn is None or j < 4 or j == 8 else a[:0])
-        si[S_ROWS] = 0
-        if status == DONE:
-            break
-    cols = [np.concatenate(p) for p in parts]
-    na, nm = int(si[S_ADDS]), int(si[S_MSGS])
-    return Tape(t, cols[0], cols[1], cols[2], cols[3], cols[4][:, :top_k], cols[5][:, :top_k], cols[6][:, :top_k],
-                cols[7][:, :top_k], cols[8], tr_depth, add_t[:na], add_q[:na], add_side[:na], msg_t[:nm], msg_b[:nm],
-                msg_a[:nm], np.concatenate(reduced) if reduced else np.zeros((0, 0)))
 
 
 # ---- helpers -------------------------------------------------------------------------------------
@@ -325,6 +114,13 @@ def micro_series(events: np.ndarray, inst: Instrument, sample_ts: np.ndarray, cf
     cfg = cfg or MicroConfig()
     T = np.asarray(sample_ts, np.int64)
     tape = book_tape(events, T, clock, (cfg.imbalance_bps,), 0, cfg.consume_levels, cfg.consume_bps)
+    return micro_from_tape(events, inst, T, tape, cfg)
+
+
+def micro_from_tape(events: np.ndarray, inst: Instrument, T: np.ndarray, tape: Tape, cfg: MicroConfig) -> dict[
+        str, np.ndarray]:
+    """:func:`micro_series` from a tape of ``events`` at the samples ``T`` (band 0: ``imbalance_bps``;
+    trade depths with ``consume_levels``/``consume_bps``)."""
     px = inst.tick
     lot = inst.lot
     qa, qb = quote_per_lot(inst)

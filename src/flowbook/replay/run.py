@@ -171,9 +171,11 @@ def replay(
             # the time each row was known: buffered diffs applied after a snapshot carry earlier receive
             # times than the snapshot, so a row's knowledge time is the running maximum
             known = np.maximum.accumulate(ii[:, 0])
-            extras.append(catalog.columns(groups, ev[idx], inst, known, clock))
+            # the symbol's events once for every group: a view when they are contiguous (one symbol)
+            sym_ev = ev[idx[0]: idx[-1] + 1] if idx[-1] - idx[0] + 1 == idx.size else ev[idx]
+            extras.append(catalog.columns(groups, sym_ev, inst, known, clock))
             if "detectors" in groups:
-                found.append(catalog.detections(ev[idx], inst))
+                found.append(catalog.detections(sym_ev, inst))
                 det_insts.append(inst)
         if progress:
             progress("features", int(idx.size))
