@@ -20,7 +20,6 @@ those instruments, so every value converts exactly.
 
 from __future__ import annotations
 
-import gzip
 import heapq
 import re
 import zipfile
@@ -37,7 +36,7 @@ from ..events import EVENT_DTYPE, Instrument
 from ..venues.bybit import VENUES, BybitFeed, SyncError, decode
 from ..venues.bybit.messages import AllLiquidation, InstrumentsInfo, OrderBook, PublicTrade
 from .cryptofeed import parse_ts_ns
-from .raw import is_raw_format, iter_frames, order_files
+from .raw import head_lines, is_raw_format, iter_frames, open_recording, order_files
 from .sources import Loaded, _feed_result
 
 __all__ = ["is_bybit", "is_bybit_cryptofeed", "is_bybit_data", "is_bybit_raw", "load_bybit", "scan_instruments"]
@@ -51,12 +50,6 @@ _MS = 1_000_000
 
 
 # -- reading files
-def _open(path: Path):
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
-
-
 def _first_lines(path: Path, n: int = 20) -> list[bytes]:
     out: list[bytes] = []
     try:
@@ -67,11 +60,7 @@ def _first_lines(path: Path, n: int = 20) -> list[bytes]:
                     return out
                 with z.open(members[0]) as fh:
                     return [fh.readline(1 << 20) for _ in range(n)]
-        with _open(path) as fh:
-            for line in fh:
-                out.append(line)
-                if len(out) >= n:
-                    break
+        return head_lines(path, n)
     except (OSError, EOFError, zipfile.BadZipFile):
         pass
     return out
@@ -120,7 +109,7 @@ def _data_frames(path: Path, errors: list[str]) -> Iterator[Frame]:
                     with z.open(member) as fh:
                         yield from lines(fh, f"{path}!{member}")
         return
-    with _open(path) as fh:
+    with open_recording(path) as fh:
         yield from lines(fh, str(path))
 
 

@@ -15,10 +15,8 @@ Two recording formats:
 
 from __future__ import annotations
 
-import gzip
 import heapq
 import re
-import zlib
 from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -28,7 +26,7 @@ import msgspec
 from ..events import Instrument
 from ..venues.coinbase import CoinbaseFeed, SyncError
 from .cryptofeed import is_cryptofeed, parse_ts_ns
-from .raw import iter_frames
+from .raw import head_lines, iter_frames
 from .sources import Loaded, _feed_result
 
 __all__ = ["is_coinbase", "load_coinbase", "products_instruments"]
@@ -51,31 +49,12 @@ class _Product(msgspec.Struct):
 _products = msgspec.json.Decoder(list[_Product])
 
 
-def _open(path: Path):  # noqa: ANN202 - a binary file object
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
-
-
-def _head(path: Path, n: int) -> list[bytes]:
-    out: list[bytes] = []
-    try:
-        with _open(path) as fh:
-            for line in fh:
-                out.append(line)
-                if len(out) >= n:
-                    break
-    except (EOFError, OSError, zlib.error):
-        pass
-    return out
-
-
 def is_coinbase(path: Path) -> bool:
     """Whether the file is a Coinbase recording: a cryptofeed ``COINBASE.*`` file, or ``<local_ns> <json>``
     lines of Coinbase messages (content probe)."""
     if _CF_NAME.match(path.name):
         return is_cryptofeed(path)
-    head = _head(path, 20)
+    head = head_lines(path, 20)
     if not head:
         return False
     ts, _, rest = head[0].partition(b" ")
@@ -136,7 +115,7 @@ def _cryptofeed_frames(files: list[Path], conn: str, errors: list[str]) -> Itera
 
 
 def _first_ts(path: Path) -> int:
-    head = _head(path, 1)
+    head = head_lines(path, 1)
     ts = head[0].partition(b" ")[0] if head else b""
     return int(ts) if ts.isdigit() else 0
 

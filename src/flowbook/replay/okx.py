@@ -13,7 +13,6 @@ Two recording formats are read:
 
 from __future__ import annotations
 
-import gzip
 import heapq
 import re
 from collections.abc import Callable, Iterator
@@ -25,7 +24,7 @@ from ..events import Instrument
 from ..venues.common import SyncError
 from ..venues.okx import OkxFeed, decode_instruments, instrument_from_info
 from .cryptofeed import parse_ts_ns
-from .raw import iter_frames, order_files
+from .raw import head_lines, iter_frames, order_files
 from .sources import Loaded, _feed_result
 
 __all__ = ["is_okx", "load_okx", "okx_instruments"]
@@ -36,25 +35,10 @@ _OKX_FRAME = re.compile(rb'^\{"(?:arg"\s*:\s*\{\s*"channel"|event"\s*:\s*"[a-z]+
 Frame = tuple[int, bytes, str]  # local ns, payload, "file:line"
 
 
-def _head(path: Path, n: int) -> list[bytes]:
-    try:
-        with open(path, "rb") as fh:
-            gz = fh.read(2) == b"\x1f\x8b"
-        with (gzip.open(path, "rb") if gz else open(path, "rb")) as fh:
-            out = []
-            for line in fh:
-                out.append(line[:4096])
-                if len(out) >= n:
-                    break
-            return out
-    except (OSError, EOFError):
-        return []
-
-
 def is_okx(path: Path) -> bool:
     """Whether ``path`` is an OKX recording: a cryptofeed ``OKX.*`` file, or ``<ns> <frame>`` lines of
     OKX v5 frames (``{"arg":{"channel":...`` or a subscription ack)."""
-    head = _head(path, 20)
+    head = [line[:4096] for line in head_lines(path, 20)]
     if not head:
         return False
     if _CF_NAME.match(path.name):

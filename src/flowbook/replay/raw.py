@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["RawFrame", "iter_frames", "file_symbol", "is_raw_format", "order_files"]
+__all__ = ["RawFrame", "iter_frames", "file_symbol", "head_lines", "is_raw_format", "open_recording", "order_files"]
 
 _STREAM = re.compile(rb'"stream"\s*:\s*"([a-z0-9_]+)@')
 _SYMBOL = re.compile(rb'"s"\s*:\s*"([A-Z0-9_]+)"')
@@ -32,10 +32,20 @@ class BadLine(ValueError):
     pass
 
 
+def open_recording(path: Path):  # noqa: ANN201 - a binary file object
+    """A recording file for reading bytes, gzip or plain (told from its first two bytes)."""
+    return _open(path)
+
+
 def _open(path: Path):
     with open(path, "rb") as fh:
         magic = fh.read(2)
     return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+
+
+def head_lines(path: Path, n: int = 50) -> list[bytes]:
+    """The first ``n`` lines of a recording (fewer, or none, when it is shorter or unreadable)."""
+    return _head(path, n)
 
 
 def _head(path: Path, n: int = 50) -> list[bytes]:

@@ -16,6 +16,7 @@ symbol's ``pending`` list and are converted once the instrument is defined (see 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -24,7 +25,7 @@ import numpy as np
 
 from ..events import EVENT_DTYPE, NO_ID, DecimalGrid, Flag, Instrument, Kind, PriceNotOnGrid, infer_step
 
-__all__ = ["BookSymbol", "FeedCore", "FeedStats", "SyncError", "decimals_step"]
+__all__ = ["BookSymbol", "FeedCore", "FeedStats", "RecentIds", "SyncError", "decimals_step"]
 
 _EOM = int(Flag.END_OF_MESSAGE)
 _SNAP = int(Flag.SNAPSHOT | Flag.INCOMPLETE)
@@ -81,6 +82,27 @@ class BookSymbol:
     seen_prices: list[str] = field(default_factory=list)
     seen_qtys: list[str] = field(default_factory=list)
     state: object = None
+
+
+class RecentIds:
+    """The last ``window`` trade ids of one symbol, for dropping repeats when ids are not ordered (Bybit's
+    UUIDs, Coinbase's strings): an id seen within the window is a repeat."""
+
+    __slots__ = ("_order", "_seen")
+
+    def __init__(self, window: int = 4096) -> None:
+        self._order: deque[str] = deque(maxlen=window)
+        self._seen: set[str] = set()
+
+    def admit(self, tid: str) -> bool:
+        """True for an id not seen within the window (and remember it); False for a repeat."""
+        if tid in self._seen:
+            return False
+        if len(self._order) == self._order.maxlen:
+            self._seen.discard(self._order[0])
+        self._order.append(tid)
+        self._seen.add(tid)
+        return True
 
 
 def decimals_step(texts: Iterable[str]) -> str:

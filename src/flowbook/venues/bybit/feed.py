@@ -22,7 +22,6 @@ Used by replay (frames from files) and by the live transport (frames from the so
 from __future__ import annotations
 
 import hashlib
-from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
@@ -30,7 +29,7 @@ from functools import partial
 import msgspec
 
 from ...events import NO_ID, Instrument, PriceNotOnGrid
-from ..common import BookSymbol, FeedCore, FeedStats
+from ..common import BookSymbol, FeedCore, FeedStats, RecentIds
 from .messages import Ack, AllLiquidation, BookData, InstrumentsInfo, OrderBook, PublicTrade, Ticker, Trade
 from .parser import decode
 from .sequencer import Action, BookSequencer
@@ -56,25 +55,6 @@ def trade_id(text: str) -> int:
     if text.isdigit() and int(text) <= _ID_MASK:
         return int(text)
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") & _ID_MASK
-
-
-class _RecentIds:
-    """The last ``size`` trade ids of one symbol (Bybit ids are not ordered: UUIDs on derivatives)."""
-
-    __slots__ = ("order", "seen")
-
-    def __init__(self, size: int = 4096) -> None:
-        self.order: deque[str] = deque(maxlen=size)
-        self.seen: set[str] = set()
-
-    def admit(self, tid: str) -> bool:
-        if tid in self.seen:
-            return False
-        if len(self.order) == self.order.maxlen:
-            self.seen.discard(self.order[0])
-        self.order.append(tid)
-        self.seen.add(tid)
-        return True
 
 
 def _step(text: str) -> str:
@@ -103,7 +83,7 @@ class BybitFeed(FeedCore):
         self.market = market
         self.stats: BybitStats = BybitStats()
         self.tickers: dict[str, tuple[int, Ticker]] = {}  # symbol -> (receive time ns, merged full ticker)
-        self._trade_ids: dict[str, _RecentIds] = {}
+        self._trade_ids: dict[str, RecentIds] = {}
 
     # -- the feed interface
     decode = staticmethod(decode)
@@ -213,7 +193,7 @@ class BybitFeed(FeedCore):
         for t in m.data:
             ids = self._trade_ids.get(t.s)
             if ids is None:
-                ids = self._trade_ids[t.s] = _RecentIds()
+                ids = self._trade_ids[t.s] = RecentIds()
             if not ids.admit(t.i):
                 self.stats.trades_duplicate += 1
                 continue

@@ -28,9 +28,10 @@ documented as guaranteed delivery), so its gaps cannot be seen.  ``match`` messa
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
+
+from ..common import RecentIds
 
 __all__ = ["ConnectionSequencer", "MatchSequence", "RecentIds", "Verdict"]
 
@@ -106,23 +107,3 @@ class MatchSequence:
         if self.trade_id is None or trade_id > self.trade_id:
             self.trade_id = trade_id
         return True, missed
-
-
-class RecentIds:
-    """The last ``window`` trade ids of one product (Advanced Trade trade ids are strings)."""
-
-    __slots__ = ("_order", "_seen")
-
-    def __init__(self, window: int = 4096) -> None:
-        self._order: deque[str] = deque(maxlen=window)
-        self._seen: set[str] = set()
-
-    def admit(self, tid: str) -> bool:
-        """True for an id not seen within the window (and remember it); False for a repeat."""
-        if tid in self._seen:
-            return False
-        if len(self._order) == self._order.maxlen:
-            self._seen.discard(self._order[0])
-        self._order.append(tid)
-        self._seen.add(tid)
-        return True
