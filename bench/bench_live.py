@@ -3,7 +3,7 @@ time, against the exchange simulator running in another process on 127.0.0.1.
 
 Run on demand (not a test)::
 
-    python bench/bench_live.py --symbols 50 200 [--seconds 20] [--warmup 5]
+    python bench/bench_live.py --symbols 50 200 [--seconds 20] [--warmup 5] [--profile DIR]
 
 For each symbol count: synthetic USD-M recordings (``flowbook.testing.write_recording``) stretched so
 that each symbol sends a depth diff every 100 ms on average (about 10 level updates each) and a trade
@@ -20,6 +20,10 @@ seconds, it measures for ``--seconds``:
 - keeping up: frames dropped, gaps, and the consumer queue at the end (a client that falls behind
   shows a growing exchange -> receive latency and a queue that does not drain).
 
+``--profile DIR`` also writes a cProfile of the client over the measurement window
+(``DIR/live_<symbols>.prof``; read it with ``python -m pstats``); the profiler itself costs CPU, so a
+profiled run's CPU figure is not comparable with an unprofiled one.
+
 Target (issue): 500 symbols under 50 % of one core, receive -> features p99 under 2 ms.  Results:
 ``bench/results/live_<time>.json`` and a markdown table on stdout.
 """
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import math
 import os
@@ -101,7 +106,8 @@ def _rss_mb() -> float:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-async def _client(port: int, n: int, seconds: float, warmup: float) -> dict[str, Any]:
+async def _client(port: int, n: int, seconds: float, warmup: float,
+                  profile: Path | None = None) -> dict[str, Any]:
     from flowbook.venues.binance.live import LiveConfig
 
     syms = [f"B{i:03d}USDT" for i in range(n)]
@@ -124,9 +130,17 @@ async def _client(port: int, n: int, seconds: float, warmup: float) -> dict[str,
         runner._lat_feat = {s: LatencyWindow(size) for s in syms}
         runner._lat_ex = {s: LatencyWindow(size) for s in syms}
         st0 = {s: (x.messages, x.dropped, x.gaps) for s, x in runner.adapter.stats.items()}
+        prof = cProfile.Profile() if profile is not None else None
         c0, w0 = _cpu(), time.monotonic()
+        if prof is not None:
+            prof.enable()
         await asyncio.sleep(seconds)
+        if prof is not None:
+            prof.disable()
         c1, w1 = _cpu(), time.monotonic()
+        if prof is not None and profile is not None:
+            profile.mkdir(parents=True, exist_ok=True)
+            prof.dump_stats(profile / f"live_{n}.prof")
         queue_end = runner.adapter.queue_depth
         for s in syms:
             w = runner._lat_feat[s]
@@ -156,7 +170,7 @@ async def _client(port: int, n: int, seconds: float, warmup: float) -> dict[str,
     }
 
 
-def run_one(n: int, seconds: float, warmup: float) -> dict[str, Any]:
+def run_one(n: int, seconds: float, warmup: float, profile: Path | None = None) -> dict[str, Any]:
     total = seconds + warmup + 30 + n * 0.05  # recording long enough for sync, warm-up and the window
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     sim = subprocess.Popen([sys.executable, __file__, "--serve", str(n), "--sim-seconds", str(total)],
@@ -164,7 +178,7 @@ def run_one(n: int, seconds: float, warmup: float) -> dict[str, Any]:
     try:
         assert sim.stdout is not None
         head = json.loads(sim.stdout.readline())
-        res = asyncio.run(_client(head["port"], n, seconds, warmup))
+        res = asyncio.run(_client(head["port"], n, seconds, warmup, profile))
         res["simulator_frames"] = head["frames"]
         return res
     finally:
@@ -187,6 +201,7 @@ def main() -> None:
     ap.add_argument("--symbols", type=int, nargs="+", default=[50, 200, 500])
     ap.add_argument("--seconds", type=float, default=20.0, help="measurement window per symbol count")
     ap.add_argument("--warmup", type=float, default=5.0)
+    ap.add_argument("--profile", type=Path, metavar="DIR", help="write a cProfile of the client to DIR")
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--sim-seconds", type=float, default=60.0, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -198,8 +213,9 @@ def main() -> None:
 
     ev, inst = synthetic_events(200, 1)
     FeatureEngine(inst).process(ev)
-    runs = [run_one(n, args.seconds, args.warmup) for n in args.symbols]
-    out = {"benchmark": "live", "diff_interval_ms": DIFF_MS, "machine": machine(), "runs": runs}
+    runs = [run_one(n, args.seconds, args.warmup, args.profile) for n in args.symbols]
+    out = {"benchmark": "live", "diff_interval_ms": DIFF_MS, "machine": machine(), "runs": runs,
+           "profiled": args.profile is not None}
     stamp = time.strftime("%Y%m%dT%H%M%S")
     path = HERE / "results" / f"live_{stamp}.json"
     path.write_text(json.dumps(out, indent=2))

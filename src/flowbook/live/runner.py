@@ -239,25 +239,40 @@ class LiveRunner:
                                MappingProxyType(dict(zip(FEATURE_COLUMNS, f.tolist(), strict=True))))
 
     def _on_events(self, ev: np.ndarray) -> None:
+        """One batch (all symbols): what is per row is computed once for the batch, then each symbol gets its
+        contiguous run of rows (a stable sort by symbol keeps every symbol's rows in order)."""
+        if not len(ev):
+            return
         sids = ev["symbol"]
-        uniq = np.unique(sids)
-        for sid in uniq.tolist():
-            sub = ev if len(uniq) == 1 else ev[sids == sid]
-            sym = self.adapter.symbol_name(sid)
-            if sym not in self._rows:
-                continue
-            self._symbol_events(sym, sid, sub)
-
-    def _symbol_events(self, sym: str, sid: int, ev: np.ndarray) -> None:
+        if (sids[1:] < sids[:-1]).any():
+            ev = ev[np.argsort(sids, kind="stable")]
+            sids = ev["symbol"]
+        cut = (np.flatnonzero(sids[1:] != sids[:-1]) + 1).tolist()
+        starts, ends = [0, *cut], [*cut, len(ev)]
         kind, flags = ev["kind"], ev["flags"]
         timed = ((kind == 1) & ((flags & _EOM) != 0) & ((flags & _SNAP) == 0)) | (kind == 3)
-        if timed.any():
-            self._lat_ex[sym].add(ev["ts_local"][timed] - ev["ts_exchange"][timed])
+        lat_ex = (ev["ts_local"] - ev["ts_exchange"])[timed]
+        n_timed = np.concatenate(([0], np.cumsum(timed)))[ends].tolist()  # timed rows up to each run's end
         snap = (kind == 1) & ((flags & _SNAP) != 0)
-        if snap.any():
-            side, price = ev["side"][snap], ev["price"][snap]
-            bids, asks = price[side == 1], price[side == -1]
-            self._trusted[sym] = (int(bids.min()) if len(bids) else None, int(asks.max()) if len(asks) else None)
+        any_snap = bool(snap.any())
+        t0 = 0
+        for sid, a, b, t1 in zip(sids[starts].tolist(), starts, ends, n_timed, strict=True):
+            sym = self.adapter.symbol_name(sid)
+            if sym in self._rows:
+                if t1 > t0:
+                    self._lat_ex[sym].add(lat_ex[t0:t1])
+                if any_snap and snap[a:b].any():
+                    self._note_snapshot(sym, ev[a:b][snap[a:b]])
+                self._symbol_events(sym, sid, ev[a:b])
+            t0 = t1
+
+    def _note_snapshot(self, sym: str, rows: np.ndarray) -> None:
+        """The worst prices of a snapshot: the book is complete at and inside them."""
+        side, price = rows["side"], rows["price"]
+        bids, asks = price[side == 1], price[side == -1]
+        self._trusted[sym] = (int(bids.min()) if len(bids) else None, int(asks.max()) if len(asks) else None)
+
+    def _symbol_events(self, sym: str, sid: int, ev: np.ndarray) -> None:
         if self._event_cbs:
             self._dispatch_events(sym, ev)
         inst = self._insts.get(sid)

@@ -12,6 +12,7 @@ snapshot replaces it (see :meth:`BinanceFeed._replace`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import msgspec
@@ -40,6 +41,8 @@ __all__ = ["BinanceFeed", "FeedStats", "SyncError"]
 _MS = 1_000_000
 _EOM = int(Flag.END_OF_MESSAGE)
 _MAX_PENDING = 10_000
+_SET, _CLEAR, _TRADE = int(Kind.BOOK_SET), int(Kind.BOOK_CLEAR), int(Kind.TRADE)
+_SNAP = int(Flag.SNAPSHOT | Flag.INCOMPLETE)
 
 
 class SyncError(RuntimeError):
@@ -74,6 +77,58 @@ class FeedStats:
             self.issues.append(text)
 
 
+class _Rows:
+    """Events accumulated as runs: the rows of one run (the levels of one depth message, or one event) share
+    every column but side, price and qty, and every flag but the last row's.  :meth:`take` builds the
+    array column by column, not row by row."""
+
+    __slots__ = ("runs", "values", "side", "price", "qty", "n")
+    _COLUMNS = ((1, "kind"), (2, "flags"), (4, "symbol"), (5, "ts_exchange"), (6, "ts_local"), (7, "id"), (8, "id2"))
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[int, ...]] = []  # rows, kind, flags, last row's flags, symbol, ts_ex, ts_local, ids
+        self.values: list[float] = []
+        self.side: list[int] = []
+        self.price: list[int] = []
+        self.qty: list[int] = []
+        self.n = 0
+
+    def one(self, kind: int, side: int, flags: int, sid: int, ts_ex: int, ts_local: int, price: int, qty: int,
+            id1: int, id2: int, value: float) -> None:
+        self.runs.append((1, kind, flags, flags, sid, ts_ex, ts_local, id1, id2))
+        self.values.append(value)
+        self.side.append(side)
+        self.price.append(price)
+        self.qty.append(qty)
+        self.n += 1
+
+    def run(self, kind: int, flags: int, last: int, sid: int, ts_ex: int, ts_local: int, id1: int, id2: int,
+            side: Sequence[int], price: Sequence[int], qty: Sequence[int]) -> None:
+        self.runs.append((len(side), kind, flags, last, sid, ts_ex, ts_local, id1, id2))
+        self.values.append(0.0)
+        self.side.extend(side)
+        self.price.extend(price)
+        self.qty.extend(qty)
+        self.n += len(side)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def take(self) -> np.ndarray:
+        out = np.empty(self.n, EVENT_DTYPE)
+        if self.n:
+            runs = np.array(self.runs, np.int64)
+            size = runs[:, 0]
+            rows = np.repeat(runs, size, axis=0)
+            for j, name in self._COLUMNS:
+                out[name] = rows[:, j]
+            out["flags"][np.cumsum(size) - 1] = runs[:, 3]
+            out["value"] = np.repeat(self.values, size)
+            out["side"], out["price"], out["qty"] = self.side, self.price, self.qty
+            self.runs, self.values, self.side, self.price, self.qty, self.n = [], [], [], [], [], 0
+        return out
+
+
 @dataclass
 class _Symbol:
     sid: int
@@ -104,10 +159,13 @@ class BinanceFeed:
         optional ``{symbol: tick}`` overrides (e.g. from exchangeInfo).
     contract_sizes:
         optional ``{symbol: contract size}`` of COIN-M contracts (exchangeInfo ``contractSize``).
+    locations:
+        keep :attr:`depth_msg_end` and :attr:`depth_msg_where` (replay's per-message source locations);
+        the live adapter has no use for them.
     """
 
     def __init__(self, strict: bool = False, tick_sizes: dict[str, str] | None = None,
-                 contract_sizes: dict[str, float] | None = None) -> None:
+                 contract_sizes: dict[str, float] | None = None, locations: bool = True) -> None:
         self.strict = strict
         self.tick_sizes = dict(tick_sizes or {})
         self.contract_sizes = dict(contract_sizes or {})
@@ -115,7 +173,9 @@ class BinanceFeed:
         self.symbols: dict[str, _Symbol] = {}
         self.tickers: dict[str, tuple[int, Ticker]] = {}  # symbol -> (receive time ns, latest 24 h ticker)
         self.open_interest: dict[str, tuple[int, OpenInterest]] = {}  # symbol -> (receive time ns, latest)
-        self._rows: list[tuple] = []
+        self._rows = _Rows()
+        self._grids: dict[str, DecimalGrid] = {}
+        self.locations = locations
         self.depth_msg_end: list[int] = []  # event index closing each applied depth message
         self.depth_msg_where: list[str] = []
 
@@ -129,9 +189,7 @@ class BinanceFeed:
 
     def take_events(self) -> np.ndarray:
         """Events produced so far (and forget them)."""
-        arr = np.array(self._rows, dtype=EVENT_DTYPE) if self._rows else np.zeros(0, EVENT_DTYPE)
-        self._rows = []
-        return arr
+        return self._rows.take()
 
     def on_frame(self, ts_local: int, payload: bytes, where: str, symbol_hint: str | None = None) -> None:
         """Process one received frame.  ``where`` names it in errors (``file:line``)."""
@@ -180,12 +238,18 @@ class BinanceFeed:
         market: Market = s.market or "spot"
         s.inst = instrument_for(market, s.name, prices or ["1"], qtys or ["1"], self.tick_sizes.get(s.name),
                                 self.contract_sizes.get(s.name))
-        s.px = s.inst.price_grid()
-        s.qty = s.inst.qty_grid()
+        s.px, s.qty = self._grid(s.inst.tick_size), self._grid(s.inst.lot_size)
         pending, s.pending = s.pending, []
         s.seen_prices, s.seen_qtys = [], []
         for ts_local, m, where in pending:
             self._convert(s, ts_local, m, where)
+
+    def _grid(self, step: str) -> DecimalGrid:
+        """Symbols with the same step share a grid, and so its cache of conversions: fewer, warmer caches."""
+        g = self._grids.get(step)
+        if g is None:
+            g = self._grids[step] = DecimalGrid(step)
+        return g
 
     def _dispatch(self, ts_local: int, msg: object, where: str, hint: str | None) -> None:
         if isinstance(msg, DepthSnapshot):
@@ -283,24 +347,16 @@ class BinanceFeed:
         self.stats.snapshots_replaced += 1
         new = {(side, tick): lots for side, tick, lots in levels}
         old = s.poll_levels or {}
-        lid, sid = snap.lastUpdateId, s.sid
+        lid = snap.lastUpdateId
         ts_ex = snap.E * _MS if snap.E else ts_local
-        rows = self._rows
-        n0 = len(rows)
-        for side, tick in sorted(old.keys() - new.keys()):
-            rows.append((1, side, 0, sid, ts_ex, ts_local, tick, 0, lid, prev, 0.0))
-        for (side, tick), lots in new.items():
-            if old.get((side, tick)) != lots:
-                rows.append((1, side, 0, sid, ts_ex, ts_local, tick, lots, lid, prev, 0.0))
-        if len(rows) == n0:  # unchanged: the message still advances the update id
-            rows.append((1, 0, 0, sid, ts_ex, ts_local, 0, 0, lid, prev, 0.0))
-        last = list(rows[-1])
-        last[2] = _EOM
-        rows[-1] = tuple(last)
+        changed = [(side, tick, 0) for side, tick in sorted(old.keys() - new.keys())]
+        changed += [(side, tick, lots) for (side, tick), lots in new.items() if old.get((side, tick)) != lots]
+        # unchanged: the message still advances the update id
+        sides, ticks, lots = zip(*changed, strict=True) if changed else ((0,), (0,), (0,))
+        self._rows.run(_SET, 0, _EOM, s.sid, ts_ex, ts_local, lid, prev, sides, ticks, lots)
         s.poll_levels = new
-        self.stats.levels_applied += len(rows) - n0
-        self.depth_msg_end.append(len(rows) - 1)
-        self.depth_msg_where.append(f"snapshot lastUpdateId={lid}")
+        self.stats.levels_applied += len(sides)
+        self._located(f"snapshot lastUpdateId={lid}")
 
     def _on_diff(self, s: _Symbol, ts_local: int, d: DepthUpdate, where: str) -> None:
         assert s.seq is not None
@@ -325,7 +381,7 @@ class BinanceFeed:
                     f"{issue.expected}, got U={issue.got_first} u={issue.got_last}"  # type: ignore[attr-defined]
                     + (f" pu={issue.prev}" if issue.prev is not None else ""))  # type: ignore[attr-defined]
         # the book is invalid until the next snapshot
-        self._rows.append((int(Kind.BOOK_CLEAR), 0, _EOM, s.sid, 0, 0, 0, 0, NO_ID, NO_ID, 0.0))
+        self._rows.one(_CLEAR, 0, _EOM, s.sid, 0, 0, 0, 0, NO_ID, NO_ID, 0.0)
 
     def _issue(self, s: _Symbol, where: str, text: str) -> None:
         msg = f"{where}: {s.name}: {text}"
@@ -333,42 +389,43 @@ class BinanceFeed:
             raise SyncError(msg)
         self.stats.note(msg)
 
+    def _located(self, where: str) -> None:
+        """The depth message just emitted ends at the last row (replay's source locations)."""
+        if self.locations:
+            self.depth_msg_end.append(self._rows.n - 1)
+            self.depth_msg_where.append(where)
+
     def _emit_snapshot(self, s: _Symbol, ts_local: int, ts_ex: int, lid: int,
                        levels: list[tuple[int, int, int]]) -> None:
-        rows = self._rows
-        snap_flags = int(Flag.SNAPSHOT | Flag.INCOMPLETE)
-        rows.append((int(Kind.BOOK_CLEAR), 0, int(Flag.SNAPSHOT | Flag.SNAPSHOT_BEGIN), s.sid, ts_ex,
-                     ts_local, 0, 0, lid, NO_ID, 0.0))
-        for side, tick, lots in levels:
-            rows.append((1, side, snap_flags, s.sid, ts_ex, ts_local, tick, lots, lid, NO_ID, 0.0))
-        last = list(rows[-1])
-        last[2] = snap_flags | int(Flag.SNAPSHOT_END | Flag.END_OF_MESSAGE)
-        rows[-1] = tuple(last)
-        self.depth_msg_end.append(len(rows) - 1)
-        self.depth_msg_where.append(f"snapshot lastUpdateId={lid}")
+        end = _SNAP | int(Flag.SNAPSHOT_END | Flag.END_OF_MESSAGE)
+        if levels:
+            self._rows.one(_CLEAR, 0, int(Flag.SNAPSHOT | Flag.SNAPSHOT_BEGIN), s.sid, ts_ex, ts_local, 0, 0, lid,
+                           NO_ID, 0.0)
+            self._rows.run(_SET, _SNAP, end, s.sid, ts_ex, ts_local, lid, NO_ID, *zip(*levels, strict=True))
+        else:  # the clear is the whole message
+            self._rows.one(_CLEAR, 0, end, s.sid, ts_ex, ts_local, 0, 0, lid, NO_ID, 0.0)
+        self._located(f"snapshot lastUpdateId={lid}")
 
     def _apply_diff(self, s: _Symbol, d: DepthUpdate, tag: object) -> None:
         ts_local, where = tag  # type: ignore[misc]
         px, qg = s.px, s.qty
         assert px is not None and qg is not None
-        ts_ex = d.E * _MS
-        rows = self._rows
-        n0 = len(rows)
-        u, uu, sid = d.u, d.U, s.sid
-        p2i, q2i = px.to_int, qg.to_int
-        for p, q in d.b:
-            rows.append((1, 1, 0, sid, ts_ex, ts_local, p2i(p), q2i(q), u, uu, 0.0))
-        for p, q in d.a:
-            rows.append((1, -1, 0, sid, ts_ex, ts_local, p2i(p), q2i(q), u, uu, 0.0))
-        if len(rows) == n0:  # an empty diff still advances the update id
-            rows.append((1, 0, 0, sid, ts_ex, ts_local, 0, 0, u, uu, 0.0))
-        last = list(rows[-1])
-        last[2] = _EOM
-        rows[-1] = tuple(last)
+        ts_ex, sid, levels = d.E * _MS, s.sid, d.b + d.a
+        sides = [1] * len(d.b) + [-1] * len(d.a)
+        if levels:
+            ps, qs = zip(*levels, strict=True)
+            try:
+                ticks, lots = px.to_ints(ps), qg.to_ints(qs)
+            except PriceNotOnGrid:  # as level by level: the levels before the bad one are out, then it raises
+                for side, (p, q) in zip(sides, levels, strict=True):
+                    self._rows.one(_SET, side, 0, sid, ts_ex, ts_local, px.to_int(p), qg.to_int(q), d.u, d.U, 0.0)
+                raise
+        else:  # an empty diff still advances the update id
+            sides, ticks, lots = [0], [0], [0]
+        self._rows.run(_SET, 0, _EOM, sid, ts_ex, ts_local, d.u, d.U, sides, ticks, lots)
         self.stats.diffs_applied += 1
-        self.stats.levels_applied += len(rows) - n0
-        self.depth_msg_end.append(len(rows) - 1)
-        self.depth_msg_where.append(where)
+        self.stats.levels_applied += len(sides)
+        self._located(where)
 
     def _convert(self, s: _Symbol, ts_local: int, m: object, where: str) -> None:
         px, qg = s.px, s.qty
@@ -378,45 +435,44 @@ class BinanceFeed:
         if isinstance(m, Trade):
             if self._admit(s, "trade", m.t):
                 self.stats.trades += 1
-                rows.append((int(Kind.TRADE), -1 if m.m else 1, _EOM, sid, m.T * _MS, ts_local, px.to_int(m.p),
-                             qg.to_int(m.q), m.t, NO_ID, 0.0))
+                rows.one(_TRADE, -1 if m.m else 1, _EOM, sid, m.T * _MS, ts_local, px.to_int(m.p),
+                         qg.to_int(m.q), m.t, NO_ID, 0.0)
         elif isinstance(m, AggTrade):
             if self._admit(s, "aggTrade", m.a):
                 self.stats.trades += 1
-                rows.append((int(Kind.TRADE), -1 if m.m else 1, _EOM, sid, m.T * _MS, ts_local, px.to_int(m.p),
-                             qg.to_int(m.q), m.a, m.f, 0.0))
+                rows.one(_TRADE, -1 if m.m else 1, _EOM, sid, m.T * _MS, ts_local, px.to_int(m.p),
+                         qg.to_int(m.q), m.a, m.f, 0.0)
         elif isinstance(m, RecentTrades):
             ids = s.trade_ids.setdefault("rest", TradeIds())
             for t in m.trades:  # the overlap with the previous poll is expected, not counted
                 if ids.admit(t.id):
                     self.stats.trades += 1
-                    rows.append((int(Kind.TRADE), -1 if t.isBuyerMaker else 1, _EOM, sid, t.time * _MS, ts_local,
-                                 px.to_int(t.price), qg.to_int(t.qty), t.id, NO_ID, 0.0))
+                    rows.one(_TRADE, -1 if t.isBuyerMaker else 1, _EOM, sid, t.time * _MS, ts_local,
+                             px.to_int(t.price), qg.to_int(t.qty), t.id, NO_ID, 0.0)
         elif isinstance(m, OpenInterest):
             self.stats.open_interest += 1
             self.open_interest[s.name] = (ts_local, m)
-            rows.append((int(Kind.OPEN_INTEREST), 0, _EOM, sid, m.time * _MS, ts_local, 0, 0, NO_ID, NO_ID,
-                         float(m.openInterest)))
+            rows.one(int(Kind.OPEN_INTEREST), 0, _EOM, sid, m.time * _MS, ts_local, 0, 0, NO_ID, NO_ID,
+                     float(m.openInterest))
         elif isinstance(m, BookTicker):
             self.stats.book_tickers += 1
             ts_ex = (m.E or 0) * _MS
-            rows.append((int(Kind.BBO), 1, 0, sid, ts_ex, ts_local, px.to_int(m.b), qg.to_int(m.B), m.u,
-                         NO_ID, 0.0))
-            rows.append((int(Kind.BBO), -1, _EOM, sid, ts_ex, ts_local, px.to_int(m.a), qg.to_int(m.A), m.u,
-                         NO_ID, 0.0))
+            rows.one(int(Kind.BBO), 1, 0, sid, ts_ex, ts_local, px.to_int(m.b), qg.to_int(m.B), m.u,
+                     NO_ID, 0.0)
+            rows.one(int(Kind.BBO), -1, _EOM, sid, ts_ex, ts_local, px.to_int(m.a), qg.to_int(m.A), m.u,
+                     NO_ID, 0.0)
         elif isinstance(m, ForceOrder):
             o = m.o
-            rows.append((int(Kind.LIQUIDATION), 1 if o.S == "BUY" else -1, _EOM, sid, o.T * _MS, ts_local,
-                         px.to_int(o.p), qg.to_int(o.q), NO_ID, NO_ID, float(o.ap)))
+            rows.one(int(Kind.LIQUIDATION), 1 if o.S == "BUY" else -1, _EOM, sid, o.T * _MS, ts_local,
+                     px.to_int(o.p), qg.to_int(o.q), NO_ID, NO_ID, float(o.ap))
         elif isinstance(m, MarkPrice):
             ts_ex = m.E * _MS
             if m.r == "":  # delivery contracts carry no funding rate
-                rows.append((int(Kind.MARK_PRICE), 0, _EOM, sid, ts_ex, ts_local, 0, 0, NO_ID, NO_ID, float(m.p)))
+                rows.one(int(Kind.MARK_PRICE), 0, _EOM, sid, ts_ex, ts_local, 0, 0, NO_ID, NO_ID, float(m.p))
             else:
-                rows.append((int(Kind.MARK_PRICE), 0, 0, sid, ts_ex, ts_local, 0, 0, NO_ID, NO_ID, float(m.p)))
-                rows.append((int(Kind.FUNDING_RATE), 0, _EOM, sid, ts_ex, ts_local, 0, 0, m.T * _MS, NO_ID,
-                             float(m.r)))
-
+                rows.one(int(Kind.MARK_PRICE), 0, 0, sid, ts_ex, ts_local, 0, 0, NO_ID, NO_ID, float(m.p))
+                rows.one(int(Kind.FUNDING_RATE), 0, _EOM, sid, ts_ex, ts_local, 0, 0, m.T * _MS, NO_ID,
+                         float(m.r))
 
     def _admit(self, s: _Symbol, stream: str, tid: int) -> bool:
         """Whether a stream trade is new (or late); a repeat is dropped and counted."""

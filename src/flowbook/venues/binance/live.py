@@ -79,7 +79,7 @@ class BinanceLive:
         self.config = cfg = config or LiveConfig()
         self.on_events = on_events
         self.on_frame = on_frame
-        self.feed = BinanceFeed()
+        self.feed = BinanceFeed(locations=False)
         self.stats = {s: SymbolStats() for s in self.symbols}
         self.unattributed = 0  # frames naming no stream (acks, errors, garbage)
         self.dropped_unattributed = 0
@@ -338,12 +338,7 @@ class BinanceLive:
             self._on_snapshot(sym, ts, body)
             return
         st = self.stats[sym]
-        bad0, dup0 = self.feed.stats.bad_messages, self.feed.stats.trades_duplicate
-        self.feed.on_frame(ts, body, f"rest:{sym}", sym)
-        if self.on_frame is not None:
-            self.on_frame(sym, ts, body)
-        st.bad += self.feed.stats.bad_messages - bad0
-        st.duplicates += self.feed.stats.trades_duplicate - dup0
+        self._through_feed(sym, st, ts, body, f"rest:{sym}", sym)
         if kind == "poll":
             st.snapshots += 1
             self._note_sync(sym, st)
@@ -351,19 +346,26 @@ class BinanceLive:
     def _on_snapshot(self, sym: str, ts: int, body: bytes) -> None:
         self._fetching.discard(sym)
         st = self.stats[sym]
-        stale0, dup0 = self.feed.stats.stale_snapshots, self.feed.stats.diffs_duplicate
-        bad0 = self.feed.stats.bad_messages
-        self.feed.on_frame(ts, body, f"rest:{sym}", sym)
-        if self.on_frame is not None:
-            self.on_frame(sym, ts, body)
+        self._through_feed(sym, st, ts, body, f"rest:{sym}", sym)
         st.snapshots += 1
-        st.stale_snapshots += self.feed.stats.stale_snapshots - stale0
-        st.duplicates += self.feed.stats.diffs_duplicate - dup0
-        st.bad += self.feed.stats.bad_messages - bad0
         self._note_sync(sym, st)
         if not st.synced:  # stale or unusable: try again after a backoff
             st.attempts += 1
             st.not_before = time.monotonic() + self.backoff.delay(st.attempts)
+
+    def _through_feed(self, sym: str, st: SymbolStats, ts: int, body: bytes, where: str, hint: str | None) -> int:
+        """One frame or REST answer through the feed and into the recording; its repeats, bad messages and
+        stale snapshots are the symbol's.  Returns the gaps it found."""
+        fs = self.feed.stats
+        gaps0, bad0, stale0 = fs.gaps, fs.bad_messages, fs.stale_snapshots
+        dup0 = fs.diffs_duplicate + fs.trades_duplicate
+        self.feed.on_frame(ts, body, where, hint)
+        if self.on_frame is not None:
+            self.on_frame(sym, ts, body)
+        st.duplicates += fs.diffs_duplicate + fs.trades_duplicate - dup0
+        st.bad += fs.bad_messages - bad0
+        st.stale_snapshots += fs.stale_snapshots - stale0
+        return fs.gaps - gaps0
 
     def _note_sync(self, sym: str, st: SymbolStats) -> None:
         synced = self.synced(sym)
@@ -433,27 +435,18 @@ class BinanceLive:
                 continue
             st = self.stats[sym]
             st.queued -= 1
-            fs = feed.stats
-            gaps0, bad0, dup0 = fs.gaps, fs.bad_messages, fs.diffs_duplicate + fs.trades_duplicate
-            feed.on_frame(ts, data, f"ws{cid}:{self._seq}", None)
-            st.duplicates += fs.diffs_duplicate + fs.trades_duplicate - dup0
-            if self.on_frame is not None:
-                self.on_frame(sym, ts, data)
+            bad0 = st.bad
+            gaps = self._through_feed(sym, st, ts, data, f"ws{cid}:{self._seq}", None)
             st.messages += 1
-            if feed.stats.bad_messages != bad0:
-                st.bad += 1
-                if kind == b"depth":  # a diff we could not read: the chain is broken
-                    self._force_resync(sym)
             if kind == b"depth":
+                if st.bad != bad0:  # a diff we could not read: the chain is broken
+                    self._force_resync(sym)
                 st.depth += 1
-                st.gaps += feed.stats.gaps - gaps0
+                st.gaps += gaps
                 self._note_sync(sym, st)
                 if not st.synced:
                     self._start_fetch(sym)
         self._out.append(feed.take_events())
-        # replay's per-message source locations; live has no use for them and they would grow forever
-        feed.depth_msg_end.clear()
-        feed.depth_msg_where.clear()
         out = self._out[0] if len(self._out) == 1 else np.concatenate(self._out)
         self._out = []
         if len(out) and self.on_events is not None:
