@@ -57,12 +57,17 @@ class L2Book:
         return (self.st, self.lb, self.la, self.hkb, self.hvb, self.hka, self.hva)
 
     def grow(self, side: int | None = None) -> None:
-        """Double (or rehash) the far-level tables whose load needs it."""
+        """Double (or rehash) the far-level tables whose load needs it.
+
+        A table gets room for every level of its side, so that a recenter that moves many ladder
+        levels into it at once always fits after one grow.
+        """
         for s in (1, -1) if side is None else (side,):
             keys, vals = (self.hkb, self.hvb) if s > 0 else (self.hka, self.hva)
             live = int(self.st[nb.ST_HB_LIVE if s > 0 else nb.ST_HA_LIVE])
+            levels = max(live, int(self.st[nb.ST_NBID if s > 0 else nb.ST_NASK]))
             cap = keys.shape[0]
-            while (live + max(64, live)) * 4 > cap * 3 or cap < 16:
+            while (levels + max(64, live)) * 4 > cap * 3 or cap < 16:
                 cap *= 2
             nk = np.full(cap, nb.EMPTY, np.int64)
             nv = np.zeros(cap, np.int64)

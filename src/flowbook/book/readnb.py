@@ -1,7 +1,9 @@
 """Reads of the compiled L2 book: level lookup, the best N levels, depth over a price band.
 
-Depth over a band (lots and ``Σ lots·ticks`` of one side up to a limit price): the ladder's per-block sums (see :mod:`flowbook.book.nb`) make a band of ``B`` ticks cost about
-``B / 64`` block reads plus at most 64 tick reads per edge, instead of ``B`` tick reads.  Sums are
+Depth over a band (lots and ``Σ lots·ticks`` of one side up to a limit price): the ladder's per-block
+sums (see :mod:`flowbook.book.nb`) make a band of ``B`` ticks cost about ``B / BLK`` block reads plus
+at most ``BLK / 2`` tick reads per edge, instead of ``B`` tick reads.  The best ``n`` levels come from the
+occupancy bitmaps, 64 ticks per word.  Sums are
 exact integers (ladder index times lots), converted to float once.
 
 Reference twin: :class:`flowbook.book.reference.ReferenceBook` (``get``, ``levels``, ``depth_to``).
@@ -13,18 +15,34 @@ import numpy as np
 from numba import njit
 
 from .hashnb import NO_ASK, NO_BID, TOMB, hash_extreme, hash_get
-from .nb import BLK, BLK_SHIFT, NO_BASE, ST_BASE, ST_BEST_ASK, ST_BEST_BID, ST_HA_LIVE, ST_HB_LIVE, ST_SIZE
+from .nb import (
+    BLK,
+    BLK_SHIFT,
+    NO_BASE,
+    ST_BASE,
+    ST_BEST_ASK,
+    ST_BEST_BID,
+    ST_HA_LIVE,
+    ST_HB_LIVE,
+    ST_SIZE,
+    ctlz,
+    cttz,
+    occ_off,
+)
 
 
+# Indexing note: the loops below index with unsigned integers.  A signed index makes numba wrap
+# negative values around (``a[-1]``), a select per read that keeps LLVM from vectorising the loop; the
+# indices here are never negative, and unsigned they sum several times faster.
 @njit(cache=True, inline="always")
 def _ticks_sum(lad, i0, i1):
-    """Σ lad[i] and Σ lad[i]·i over ``[i0, i1]``, tick by tick (a loop that vectorises)."""
+    """Σ lad[i] and Σ lad[i]·i over ``[i0, i1]`` (``0 <= i0``), tick by tick (a loop that vectorises)."""
     tot = 0
     wsum = 0
-    for i in range(i0, i1 + 1):
+    for i in range(np.uint64(i0), np.uint64(max(i1 + 1, i0))):
         q = lad[i]
         tot += q
-        wsum += q * i
+        wsum += q * np.int64(i)
     return tot, wsum
 
 
@@ -36,8 +54,8 @@ def _part(st, lad, off_q, nblk, b, lo, hi):
     inside = hi - lo + 1
     if inside <= (e - h + 1) - inside:
         return _ticks_sum(lad, lo, hi)
-    tot = st[off_q + b]
-    wsum = st[off_q + nblk + b]
+    tot = st[np.uint64(off_q + b)]
+    wsum = st[np.uint64(off_q + nblk + b)]
     if lo > h:
         q, ws = _ticks_sum(lad, h, lo - 1)
         tot -= q
@@ -51,7 +69,8 @@ def _part(st, lad, off_q, nblk, b, lo, hi):
 
 @njit(cache=True)
 def ladder_sum(st, lad, k, i0, i1):
-    """Σ lots and Σ lots·i of ladder ``lad`` (block sums ``k``: 0 bids, 1 asks) over ``[i0, i1]``."""
+    """Σ lots and Σ lots·i of ladder ``lad`` (block sums ``k``: 0 bids, 1 asks) over ``[i0, i1]``
+    (``0 <= i0``): the whole blocks from their sums, the edge blocks by :func:`_part`."""
     if i1 < i0:
         return 0, 0
     nblk = max(1, (lad.shape[0] + BLK - 1) >> BLK_SHIFT)
@@ -64,9 +83,11 @@ def ladder_sum(st, lad, k, i0, i1):
     q, ws = _part(st, lad, off_q, nblk, b1, b1 << BLK_SHIFT, i1)
     tot += q
     wsum += ws
-    for b in range(b0 + 1, b1):
-        tot += st[off_q + b]
-        wsum += st[off_q + nblk + b]
+    o1 = np.uint64(off_q + b0 + 1)
+    o2 = np.uint64(off_q + nblk + b0 + 1)
+    for j in range(np.uint64(b1 - b0 - 1)):
+        tot += st[o1 + j]
+        wsum += st[o2 + j]
     return tot, wsum
 
 
@@ -158,6 +179,45 @@ def _hash_next(keys: np.ndarray, vals: np.ndarray, bound: int, bids: bool):
     return k, hash_get(keys, vals, k)
 
 
+@njit(cache=True, inline="always")
+def _ladder_top(st, lad, w, k, i, n, base, out_px, out_qty):
+    """The first ``n`` levels of ladder ``lad`` (side ``k``: 0 bids, going down from index ``i``; 1 asks,
+    going up) into ``out_px``/``out_qty``, by the occupancy bitmap: one word (64 ticks) per step and one
+    step per level found.  Returns the count."""
+    o = occ_off(w, k)
+    wi = i >> 6
+    m = 0
+    if k == 0:
+        wd = st[o + wi] & ~(np.int64(-2) << (i & 63))
+        while m < n:
+            while wd != 0 and m < n:
+                b = 63 - ctlz(wd)
+                j = (wi << 6) + b
+                out_px[m] = base + j
+                out_qty[m] = lad[j]
+                m += 1
+                wd ^= np.int64(1) << b
+            wi -= 1
+            if wi < 0:
+                break
+            wd = st[o + wi]
+    else:
+        nw = max(1, (w + 63) >> 6)
+        wd = st[o + wi] & (np.int64(-1) << (i & 63))
+        while m < n:
+            while wd != 0 and m < n:
+                j = (wi << 6) + cttz(wd)
+                out_px[m] = base + j
+                out_qty[m] = lad[j]
+                m += 1
+                wd &= wd - 1
+            wi += 1
+            if wi >= nw:
+                break
+            wd = st[o + wi]
+    return m
+
+
 @njit(cache=True)
 def top_levels(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, hvb: np.ndarray,
                hka: np.ndarray, hva: np.ndarray, side: int, n: int, out_px: np.ndarray,
@@ -171,14 +231,7 @@ def top_levels(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, 
         if t == NO_BID or n <= 0:
             return 0
         if base <= t < base + w:
-            i = t - base
-            while i >= 0 and m < n:
-                q = lb[i]
-                if q != 0:
-                    out_px[m] = base + i
-                    out_qty[m] = q
-                    m += 1
-                i -= 1
+            m = _ladder_top(st, lb, w, 0, t - base, n, base, out_px, out_qty)
             bound = base
             while m < n and st[ST_HB_LIVE] > 0:
                 k, q = _hash_next(hkb, hvb, bound, True)
@@ -194,14 +247,7 @@ def top_levels(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, 
         if t == NO_ASK or n <= 0:
             return 0
         if base <= t < base + w:
-            i = t - base
-            while i < w and m < n:
-                q = la[i]
-                if q != 0:
-                    out_px[m] = base + i
-                    out_qty[m] = q
-                    m += 1
-                i += 1
+            m = _ladder_top(st, la, w, 1, t - base, n, base, out_px, out_qty)
             bound = base + w - 1
             while m < n and st[ST_HA_LIVE] > 0:
                 k, q = _hash_next(hka, hva, bound, False)

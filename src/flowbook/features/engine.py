@@ -122,12 +122,13 @@ class FeatureEngine:
         self.fs = np.zeros(k.NFSTATE)
         self.fi = np.zeros(k.NSTATE, np.int64)
         self.ring = np.zeros((3, cfg.delta_window))  # signed qty, qty*price, qty of the last K trades
-        self.out_f = np.empty((out_rows, k.NCOLS))
-        self.out_i = np.empty((out_rows, k.NICOLS), np.int64)
+        # Rows are written in place into out_f/out_i, which double when full (the rows written so far move
+        # once), so a long run costs no per-chunk copies and no concatenation at the end (see take()).
+        self._out_rows = max(int(out_rows), 1)
+        self.out_f = np.empty((self._out_rows, k.NCOLS))
+        self.out_i = np.empty((self._out_rows, k.NICOLS), np.int64)
         n = cfg.depth_levels
         self._scratch = tuple(np.zeros(n, np.int64) for _ in range(4))
-        self._chunks_f: list[np.ndarray] = []
-        self._chunks_i: list[np.ndarray] = []
         self.stats = EngineStats()
         self._seen = 0  # events processed before the current call
         self._first_crossed = -1
@@ -140,12 +141,15 @@ class FeatureEngine:
             self.book = L2Book(window=w)
         return self.book
 
-    def _drain(self) -> None:
+    def _grow_out(self) -> None:
+        """The output buffers are full: double them, keeping the rows written so far."""
         r = int(self.fi[k.S_ROWS])
-        if r:
-            self._chunks_f.append(self.out_f[:r].copy())
-            self._chunks_i.append(self.out_i[:r].copy())
-            self.fi[k.S_ROWS] = 0
+        cap = 2 * self.out_f.shape[0]
+        f = np.empty((cap, k.NCOLS))
+        ii = np.empty((cap, k.NICOLS), np.int64)
+        f[:r] = self.out_f[:r]
+        ii[:r] = self.out_i[:r]
+        self.out_f, self.out_i = f, ii
 
     def process(self, events: np.ndarray) -> None:
         """Apply events (one instrument, time order) and compute feature rows."""
@@ -162,7 +166,7 @@ class FeatureEngine:
             if status == k.ST_NEED_GROW:
                 book.grow()
             elif status == k.ST_NEED_OUT:
-                self._drain()
+                self._grow_out()
         if crossed_before == 0 and self.fi[k.S_CROSSED] > 0:
             self._first_crossed = self._seen + int(self.fi[k.S_FIRST_CROSSED])
         self._seen += len(events)
@@ -173,20 +177,23 @@ class FeatureEngine:
             last = int(self.fi[k.S_LAST_CLOCK])
             while k.flush_interval(self.p, self.fs, self.fi, self.ring, self.out_f, self.out_i,
                                    *self.book.arrays, *self._scratch, last) == k.ST_NEED_OUT:
-                self._drain()
-        self._drain()
+                self._grow_out()
         self.stats.book_messages = int(self.fi[k.S_BOOK_MSGS])
         self.stats.crossed = int(self.fi[k.S_CROSSED])
         self.stats.first_crossed_event = self._first_crossed
         self.stats.recenters = int(self.book.st[10]) if self.book is not None else 0
 
     def take(self) -> tuple[np.ndarray, np.ndarray]:
-        """Rows so far as ``(floats[n, NCOLS], ints[n, 3])`` (ts, ts_exchange, update_id)."""
-        self._drain()
-        if not self._chunks_f:
-            return np.empty((0, k.NCOLS)), np.empty((0, k.NICOLS), np.int64)
-        f = np.concatenate(self._chunks_f)
-        ii = np.concatenate(self._chunks_i)
-        self._chunks_f.clear()
-        self._chunks_i.clear()
-        return f, ii
+        """Rows so far as ``(floats[n, NCOLS], ints[n, 3])`` (ts, ts_exchange, update_id).
+
+        A buffer at least a quarter full is handed over as is (the arrays are views of its first rows) and
+        the engine starts a fresh one; fewer rows are copied out and the buffer is kept.
+        """
+        r = int(self.fi[k.S_ROWS])
+        self.fi[k.S_ROWS] = 0
+        if 4 * r >= self.out_f.shape[0]:
+            f, ii = self.out_f[:r], self.out_i[:r]
+            self.out_f = np.empty((self._out_rows, k.NCOLS))
+            self.out_i = np.empty((self._out_rows, k.NICOLS), np.int64)
+            return f, ii
+        return self.out_f[:r].copy(), self.out_i[:r].copy()

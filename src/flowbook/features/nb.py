@@ -113,7 +113,10 @@ F_VWAP_NUM = 29
 F_VWAP_DEN = 30
 F_LAST_PX = 31
 F_RING = 32  # .. 34: running sums of the ring's rows (signed qty, qty*price, qty)
-NFSTATE = 36
+F_DW_C = 35  # the decay rate c of the power table below (0: none yet)
+F_DW_POW = 36  # .. + DW_POW - 1: exp(-c)**g for g = 0 .. DW_POW - 1
+DW_POW = 128
+NFSTATE = F_DW_POW + DW_POW
 
 ST_OK = 0
 ST_NEED_GROW = 2
@@ -143,12 +146,31 @@ def _ofi_side(p0: float, q0: float, p1: float, q1: float, bid: bool) -> float:
 
 
 @njit(cache=True, inline="always")
-def _decay_sum(px, q, n, midt, c, side):
+def _decay_pow(fs, c):
+    """``fs[F_DW_POW + g] = exp(-c)**g`` for g < DW_POW, rebuilt only when ``c`` (the mid) changes."""
+    if fs[F_DW_C] == c:
+        return
+    fs[F_DW_C] = c
+    r = math.exp(-c)
+    t = F_DW_POW
+    fs[t] = 1.0
+    for g in range(1, 16):
+        fs[t + g] = fs[t + g - 1] * r
+    r16 = fs[t + 15] * r
+    for h in range(16, DW_POW, 16):
+        fs[t + h] = fs[t + h - 16] * r16
+        for g in range(1, 16):
+            fs[t + h + g] = fs[t + h] * fs[t + g]
+
+
+@njit(cache=True, inline="always")
+def _decay_sum(fs, px, q, n, midt, c, side):
     """Σ q[i] · exp(-c · |px[i] - midt|) over the first ``n`` levels of one side (best first).
 
-    Levels are on integer ticks moving away from the mid, so after the first level each weight is the
-    previous one times ``exp(-c)`` per tick of gap: one ``exp`` per side instead of one per level.
-    A crossed side (a level beyond the mid) takes the direct formula.
+    Levels are on integer ticks moving away from the mid, so level ``i`` weighs the first level's weight
+    times ``exp(-c)**g`` for its gap ``g`` in ticks to the first level, read from the power table
+    (:func:`_decay_pow`): one ``exp`` per side and no branch on the gaps.  A crossed side (a level beyond
+    the mid) takes the direct formula.
     """
     if n == 0:
         return 0.0
@@ -157,19 +179,16 @@ def _decay_sum(px, q, n, midt, c, side):
         for i in range(n):
             acc += q[i] * math.exp(-c * abs(px[i] - midt))
         return acc
-    r = math.exp(-c)
-    w = math.exp(-c * abs(px[0] - midt))
-    acc = q[0] * w
-    for i in range(1, n):
-        gap = (px[i - 1] - px[i]) * side
-        if gap == 1:
-            w *= r
-        elif gap <= 8:
-            for _ in range(gap):
-                w *= r
-        else:
-            w = math.exp(-c * abs(px[i] - midt))
-        acc += q[i] * w
+    p0 = px[0]
+    w0 = math.exp(-c * abs(p0 - midt))
+    acc = 0.0
+    if (p0 - px[n - 1]) * side < DW_POW:  # the common case: every gap is in the table
+        for i in range(n):
+            acc += q[i] * fs[F_DW_POW + (p0 - px[i]) * side]
+        return acc * w0
+    for i in range(n):
+        g = (p0 - px[i]) * side
+        acc += q[i] * (w0 * fs[F_DW_POW + g] if g < DW_POW else math.exp(-c * abs(px[i] - midt)))
     return acc
 
 
@@ -248,12 +267,10 @@ def _book_features(p, fs, fi, out_f, row, arrays, bpx, bq, apx, aq, fresh):
     if vis > 0:
         thr = p[P_LARGE_PCT] * vis
         big = 0.0
-        for i in range(nb_):
-            if bq[i] >= thr:
-                big += bq[i]
+        for i in range(nb_):  # selects, not branches: which levels are large is data
+            big += bq[i] if bq[i] >= thr else 0
         for i in range(na_):
-            if aq[i] >= thr:
-                big += aq[i]
+            big += aq[i] if aq[i] >= thr else 0
         o[C_LARGE] = big / vis
     else:
         o[C_LARGE] = nan
@@ -262,8 +279,9 @@ def _book_features(p, fs, fi, out_f, row, arrays, bpx, bq, apx, aq, fresh):
         midt = (bpx[0] + apx[0]) * 0.5
         lam = p[P_DW_BPS]
         c = 1e4 / (midt * lam)  # weight exp(-c * distance in ticks)
-        wb = _decay_sum(bpx, bq, nb_, midt, c, 1)
-        wa = _decay_sum(apx, aq, na_, midt, c, -1)
+        _decay_pow(fs, c)
+        wb = _decay_sum(fs, bpx, bq, nb_, midt, c, 1)
+        wa = _decay_sum(fs, apx, aq, na_, midt, c, -1)
         o[C_IMB_DW] = (wb - wa) / (wb + wa) if wb + wa > 0 else nan
         band = p[P_BAND_BPS] * 1e-4
         lo = int(math.ceil(midt * (1.0 - band) - 1e-9))
