@@ -94,6 +94,11 @@ def test_protocol_and_renderer_texts() -> None:
                     b'"success":false,"symbol":"NOPE/USD"}')
     assert (err.kind, err.req_id, err.message) == ("error", "3", "Currency pair not supported NOPE/USD")
     assert p.control(b'{"method":"pong","req_id":9,"time_in":"x","time_out":"y"}').kind == "pong"
+    # requests whose answers never all come (a lost connection, a failed request) do not pile up
+    ids = iter(range(100, 10_000))
+    for _ in range(2_000):
+        p.requests("subscribe", p.topics("BTC/USD")[:1], lambda: str(next(ids)))
+    assert len(p._expect) <= 1024 and str(100 + 1999) in p._expect
     assert p.control(b'{"channel":"heartbeat"}').kind == "info"
     assert p.ping("5") == '{"method":"ping","req_id":5}'
     assert p.frame_key(b'{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[]') == (

@@ -60,6 +60,9 @@ def _dumps(obj: object) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
+_MAX_EXPECT = 1024
+
+
 class KrakenProtocol(PushProtocol):
     """Kraken spot v2 public channels."""
 
@@ -69,7 +72,7 @@ class KrakenProtocol(PushProtocol):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self._expect: dict[str, int] = {}  # req id -> answers still to come
+        self._expect: dict[str, int] = {}  # req id -> answers still to come (oldest first, bounded)
 
     def topics(self, symbol: str) -> list[Topic]:
         cfg = self.config
@@ -98,14 +101,23 @@ class KrakenProtocol(PushProtocol):
                 if op != "subscribe":
                     continue
                 rid = next_id()
-                self._expect[rid] = 1
+                self._count(rid, 1)
                 out.append((rid, self.request(op, group[:1], rid), group))
                 continue
             for i in range(0, len(group), n):
                 rid, batch = next_id(), group[i:i + n]
-                self._expect[rid] = len({t.symbol for t in batch})
+                self._count(rid, len({t.symbol for t in batch}))
                 out.append((rid, self.request(op, batch, rid), batch))
         return out
+
+    def _count(self, rid: str, answers: int) -> None:
+        """Expect ``answers`` answers to request ``rid``.  Counts of requests whose answers never all
+        come (a connection lost mid-request, a failed request's later answers) are dropped oldest first
+        beyond ``_MAX_EXPECT`` requests: the table stays bounded, and a late answer without a count is
+        taken as it is (see :meth:`control`)."""
+        self._expect[rid] = answers
+        while len(self._expect) > _MAX_EXPECT:
+            del self._expect[next(iter(self._expect))]
 
     def request(self, op: str, topics: list[Topic], req_id: str) -> str:
         channel = topics[0].channel
