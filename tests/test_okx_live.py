@@ -19,7 +19,8 @@ import pytest
 
 from flowbook.live import FeatureSnapshot, LiveRunner
 from flowbook.testing.simulator import wait_caught_up
-from flowbook.testing.simulator.okx import OkxRenderer, OkxSimulator, okx_checksum, okx_market
+from flowbook.testing.simulator.okx import OkxRenderer, okx_checksum, okx_market
+from flowbook.testing.simulator.push import PushSimulator
 from flowbook.testing.simulator.pushcheck import differences, live_config, push_session
 from flowbook.testing.simulator.pushtruth import PushFaultPlan, PushMarket
 from flowbook.venues.binance.rest import ConnectError, LiveConfig, LiveError, SubscriptionRejected
@@ -45,19 +46,19 @@ def short(market: PushMarket) -> PushMarket:
     return m
 
 
-def _config(sim: OkxSimulator, **kw: object) -> LiveConfig:
+def _config(sim: PushSimulator, **kw: object) -> LiveConfig:
     return live_config(sim.ws_url(), **kw)
 
 
 async def _session(market: PushMarket, plan: PushFaultPlan | None = None, *, speed: float = math.inf,
-                   symbols: list[str] = SYMBOLS, during: Callable[[OkxSimulator, LiveRunner], object] | None = None,
+                   symbols: list[str] = SYMBOLS, during: Callable[[PushSimulator, LiveRunner], object] | None = None,
                    record: Path | None = None, cfg_kw: dict | None = None,
-                   timeout: float = 40.0) -> tuple[LiveRunner, OkxSimulator, list[FeatureSnapshot], list[str]]:
-    async def caught_up(runner: LiveRunner, sim: OkxSimulator) -> list[str]:
+                   timeout: float = 40.0) -> tuple[LiveRunner, PushSimulator, list[FeatureSnapshot], list[str]]:
+    async def caught_up(runner: LiveRunner, sim: PushSimulator) -> list[str]:
         await wait_caught_up(runner, sim, timeout=timeout)
         return differences(runner, sim, DEPTH)
 
-    sim = OkxSimulator(market, OkxRenderer(), speed=speed, faults=plan, min_books=len(symbols))
+    sim = PushSimulator(market, OkxRenderer(), speed=speed, faults=plan, min_books=len(symbols))
     return await push_session(sim, "okx", symbols, DEPTH, during=during, record=record, cfg_kw=cfg_kw,
                               wait=caught_up)
 
@@ -119,7 +120,7 @@ def test_runner_books_equal_the_truth(market: PushMarket) -> None:
 
 def test_books5_depth(short: PushMarket) -> None:
     async def go() -> tuple[LiveRunner, list[str]]:
-        async with OkxSimulator(short, OkxRenderer(), min_books=2) as sim:
+        async with PushSimulator(short, OkxRenderer(), min_books=2) as sim:
             runner = LiveRunner(venue="okx", symbols=SYMBOLS, config=_config(sim, snapshot_limit=5))
             await runner.start()
             try:
@@ -166,7 +167,7 @@ def test_slow_subscription_answer_and_refused_resubscription(short: PushMarket) 
     idx = short.indices("book", "BTC-USDT")
     plan = PushFaultPlan().slow_ack(0.3).at(idx[len(idx) // 2], "drop")
 
-    async def refuse_next(sim: OkxSimulator, runner: LiveRunner) -> None:
+    async def refuse_next(sim: PushSimulator, runner: LiveRunner) -> None:
         sim.faults.reject("BTC-USDT")  # the resubscription after the drop is refused once
 
     runner, sim, _, diffs = asyncio.run(_session(short, plan, during=refuse_next))
@@ -178,7 +179,7 @@ def test_slow_subscription_answer_and_refused_resubscription(short: PushMarket) 
 
 
 def test_missing_pongs_reconnect(short: PushMarket) -> None:
-    async def silence(sim: OkxSimulator, runner: LiveRunner) -> None:
+    async def silence(sim: PushSimulator, runner: LiveRunner) -> None:
         sim.answer_pings = False
         while runner.adapter.pong_timeouts == 0:
             await asyncio.sleep(0.05)
@@ -233,7 +234,7 @@ def test_recording_replays_to_the_live_rows(short: PushMarket, tmp_path: Path) -
 
 def test_start_raises_subscription_rejected_with_okx_message(short: PushMarket) -> None:
     async def go() -> str:
-        async with OkxSimulator(short, OkxRenderer()) as sim:
+        async with PushSimulator(short, OkxRenderer()) as sim:
             runner = LiveRunner(venue="okx", symbols=["BTC-USDT", "NOPE-USDT"], config=_config(sim))
             with pytest.raises(SubscriptionRejected) as err:
                 await runner.start()
@@ -253,11 +254,11 @@ def test_cli_live_against_the_simulator(short: PushMarket, capsys: pytest.Captur
     import argparse
 
     from flowbook.cli_live import add_parsers, run
-    from flowbook.testing.simulator.okx import OkxSimulatorThread
+    from flowbook.testing.simulator.push import PushSimulatorThread
 
     ap = argparse.ArgumentParser(prog="flowbook")
     add_parsers(ap.add_subparsers(dest="command"))
-    with OkxSimulatorThread(short, OkxRenderer(), speed=20.0) as sim:
+    with PushSimulatorThread(short, OkxRenderer(), speed=20.0) as sim:
         args = ap.parse_args(["live", "okx:BTC-USDT", "--ws-url", sim.ws_url(), "--duration", "1500ms"])
         assert run(args) == 0
     out = capsys.readouterr().out

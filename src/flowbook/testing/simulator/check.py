@@ -78,24 +78,27 @@ def row_differences(rows: Iterable[FeatureSnapshot], sim: BinanceSimulator,
 
 
 class SimulatorThread:
-    """A :class:`BinanceSimulator` running on its own event loop thread (for synchronous callers such as
-    CLI tests).  ``with SimulatorThread(paths, speed=...) as sim: sim.url``."""
+    """A simulator (``simulator``: :class:`BinanceSimulator` unless a subclass names another) running on
+    its own event loop thread, for synchronous callers such as CLI tests.
+    ``with SimulatorThread(paths, speed=...) as sim: sim.url``."""
+
+    simulator: type | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._args, self._kwargs = args, kwargs
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="simulator", daemon=True)
-        self.sim: BinanceSimulator | None = None
+        self.sim: Any = None
 
-    def __enter__(self) -> BinanceSimulator:
+    def __enter__(self) -> Any:
         from .server import BinanceSimulator
 
         self._thread.start()
-        fut: Future = asyncio.run_coroutine_threadsafe(self._start(BinanceSimulator), self._loop)
+        fut: Future = asyncio.run_coroutine_threadsafe(self._start(self.simulator or BinanceSimulator), self._loop)
         self.sim = fut.result(timeout=60)
         return self.sim
 
-    async def _start(self, cls: type) -> BinanceSimulator:
+    async def _start(self, cls: type) -> Any:
         sim = cls(*self._args, **self._kwargs)
         return await sim.start()
 

@@ -15,13 +15,12 @@ exist. ..."}``.  Channels:
 - ``trades`` (one push per step, ``count`` 1), ``tickers`` (last price and the touch).
 - ``funding-rate``, ``open-interest``, ``mark-price``: accepted, nothing pushed.
 
-Several answers to one request travel as one text joined by newlines; :class:`OkxSimulator` sends them
-as separate frames.  :func:`okx_market` renames a recording's symbols to OKX instruments.
+Several answers to one request travel as one text joined by newlines; :class:`~.push.PushSimulator`
+sends them as separate frames.  :func:`okx_market` renames a recording's symbols to OKX instruments.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import uuid
@@ -31,13 +30,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
-from .push import PushSimulator, PushSimulatorThread, _Conn
 from .pushrender import PushRenderer, Request, SimTopic, TickerState
 from .pushtruth import PushMarket
 
-__all__ = ["OkxRenderer", "OkxSimulator", "OkxSimulatorThread", "okx_checksum", "okx_market"]
+__all__ = ["OkxRenderer", "okx_checksum", "okx_market"]
 
 _CHANNELS = {"books": ("book", 400), "books5": ("book", 5), "trades": ("trade", 0), "tickers": ("ticker", 0),
              "funding-rate": ("other", 0), "open-interest": ("other", 0), "mark-price": ("other", 0)}
@@ -188,23 +185,6 @@ class OkxRenderer(PushRenderer):
         if bad == 0:  # 0 means "not computed" and would not be checked
             bad = 2
         return f"{text[:m.start(1)]}{bad}{text[m.end(1):]}"
-
-
-class OkxSimulator(PushSimulator):
-    """:class:`PushSimulator` that sends a multi-line text (the answers to one request) frame by frame."""
-
-    async def _send(self, c: _Conn, text: str, *args: Any, **kwargs: Any) -> None:
-        for part in text.split("\n"):
-            await super()._send(c, part, *args, **kwargs)
-
-
-class OkxSimulatorThread(PushSimulatorThread):
-    """An :class:`OkxSimulator` on its own event loop thread (for synchronous callers such as CLI tests)."""
-
-    def __enter__(self) -> OkxSimulator:  # type: ignore[override]
-        self._thread.start()
-        self.sim = asyncio.run_coroutine_threadsafe(self._start(OkxSimulator), self._loop).result(timeout=60)
-        return self.sim  # type: ignore[return-value]
 
 
 def okx_market(paths: Iterable[Path | str], names: dict[str, str], max_steps: int | None = None) -> PushMarket:

@@ -165,22 +165,22 @@ class PushSimulator:
         if req.op == "unsubscribe":
             for t in req.topics:
                 c.subs.pop((t.symbol, t.channel), None)
-            await self._send(c, r.answer(req, True))
+            await self._answer(c, r.answer(req, True))
             return
         if req.op != "subscribe":
-            await self._send(c, r.answer(req, False, "error:unreadable request"))
+            await self._answer(c, r.answer(req, False, "error:unreadable request"))
             return
         for t in req.topics:
             if t.channel == "heartbeat":  # connection-wide: no symbol to check
                 continue
             if t.symbol not in self.truth.books or (t.channel == "book" and t.depth not in r.depths):
                 self.stats["rejected"] += 1
-                await self._send(c, r.answer(req, False, r.unknown(t)))
+                await self._answer(c, r.answer(req, False, r.unknown(t)))
                 return
         fault = self.faults.next_subscription(t.symbol for t in req.topics)
         if fault is not None and fault.kind == "reject":
             self.stats["rejected"] += 1
-            await self._send(c, r.answer(req, False, fault.message))
+            await self._answer(c, r.answer(req, False, fault.message))
             return
         if fault is not None and fault.kind == "slow":
             task = asyncio.create_task(self._activate_later(c, req, fault.delay))
@@ -195,7 +195,7 @@ class PushSimulator:
             await self._activate(c, req)
 
     async def _activate(self, c: _Conn, req: Request) -> None:
-        await self._send(c, self.renderer.answer(req, True))
+        await self._answer(c, self.renderer.answer(req, True))
         for t in req.topics:
             c.subs[(t.symbol, t.channel)] = t
             if t.channel == "book":
@@ -386,6 +386,12 @@ class PushSimulator:
         c.numbered += 1
         return text.replace(mark, str(c.numbered - 1), 1)
 
+    async def _answer(self, c: _Conn, text: str) -> None:
+        """A renderer's answer: venues that answer a request once per argument (OKX) return the answers
+        joined by newlines (never inside a JSON frame); each goes out as a frame of its own."""
+        for part in text.split("\n"):
+            await self._send(c, part)
+
     async def _send(self, c: _Conn, text: str, numbered: bool = False) -> None:
         if not numbered:
             text = self._number(c, text)
@@ -400,10 +406,7 @@ class PushSimulatorThread(SimulatorThread):
     """A :class:`PushSimulator` on its own event loop thread (for synchronous callers such as CLI tests):
     ``with PushSimulatorThread(market, BybitRenderer()) as sim: sim.ws_url(...)``."""
 
-    def __enter__(self) -> PushSimulator:  # type: ignore[override]
-        self._thread.start()
-        self.sim = asyncio.run_coroutine_threadsafe(self._start(PushSimulator), self._loop).result(timeout=60)
-        return self.sim  # type: ignore[return-value]
+    simulator = PushSimulator
 
 
 def _now_ms() -> int:
