@@ -17,7 +17,7 @@ symbol's ``pending`` list and are converted once the instrument is defined (see 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
@@ -25,10 +25,11 @@ import numpy as np
 
 from ..events import EVENT_DTYPE, NO_ID, DecimalGrid, Flag, Instrument, Kind, PriceNotOnGrid, infer_step
 
-__all__ = ["BookSymbol", "FeedCore", "FeedStats", "RecentIds", "SyncError", "decimals_step"]
+__all__ = ["BookSymbol", "EventRows", "FeedCore", "FeedStats", "RecentIds", "SyncError", "decimals_step"]
 
 _EOM = int(Flag.END_OF_MESSAGE)
 _SNAP = int(Flag.SNAPSHOT | Flag.INCOMPLETE)
+_SET = int(Kind.BOOK_SET)
 _MAX_PENDING = 10_000
 
 
@@ -105,6 +106,63 @@ class RecentIds:
         return True
 
 
+class EventRows:
+    """Events accumulated as runs: the rows of one run (the levels of one depth message, or one event) share
+    every column but side, price and qty, and every flag but the last row's.  :meth:`take` builds the
+    array column by column, not row by row (every venue feed writes its events through one of these)."""
+
+    __slots__ = ("runs", "values", "side", "price", "qty", "n")
+    _COLUMNS = ((1, "kind"), (2, "flags"), (4, "symbol"), (5, "ts_exchange"), (6, "ts_local"), (7, "id"), (8, "id2"))
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[int, ...]] = []  # rows, kind, flags, last row's flags, symbol, ts_ex, ts_local, ids
+        self.values: list[float] = []
+        self.side: list[int] = []
+        self.price: list[int] = []
+        self.qty: list[int] = []
+        self.n = 0
+
+    def one(self, kind: int, side: int, flags: int, sid: int, ts_ex: int, ts_local: int, price: int, qty: int,
+            id1: int, id2: int, value: float) -> None:
+        self.runs.append((1, kind, flags, flags, sid, ts_ex, ts_local, id1, id2))
+        self.values.append(value)
+        self.side.append(side)
+        self.price.append(price)
+        self.qty.append(qty)
+        self.n += 1
+
+    def append(self, row: tuple) -> None:
+        """One event as an ``EVENT_DTYPE`` tuple (kind, side, flags, symbol, ts_exchange, ts_local, price,
+        qty, id, id2, value)."""
+        self.one(*row)
+
+    def run(self, kind: int, flags: int, last: int, sid: int, ts_ex: int, ts_local: int, id1: int, id2: int,
+            side: Sequence[int], price: Sequence[int], qty: Sequence[int]) -> None:
+        self.runs.append((len(side), kind, flags, last, sid, ts_ex, ts_local, id1, id2))
+        self.values.append(0.0)
+        self.side.extend(side)
+        self.price.extend(price)
+        self.qty.extend(qty)
+        self.n += len(side)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def take(self) -> np.ndarray:
+        out = np.empty(self.n, EVENT_DTYPE)
+        if self.n:
+            runs = np.array(self.runs, np.int64)
+            size = runs[:, 0]
+            rows = np.repeat(runs, size, axis=0)
+            for j, name in self._COLUMNS:
+                out[name] = rows[:, j]
+            out["flags"][np.cumsum(size) - 1] = runs[:, 3]
+            out["value"] = np.repeat(self.values, size)
+            out["side"], out["price"], out["qty"] = self.side, self.price, self.qty
+            self.runs, self.values, self.side, self.price, self.qty, self.n = [], [], [], [], [], 0
+        return out
+
+
 def decimals_step(texts: Iterable[str]) -> str:
     """The finest step the strings are written in (``["1.50", "2"]`` -> ``"0.01"``)."""
     d = max((len(t.partition(".")[2]) for t in texts), default=0)
@@ -131,7 +189,7 @@ class FeedCore:
         self.known = dict(instruments or {})
         self.stats = FeedStats()
         self.symbols: dict[str, BookSymbol] = {}
-        self._rows: list[tuple] = []
+        self._rows = EventRows()
         self._resync: list[str] = []
         self.depth_msg_end: list[int] = []  # event index closing each applied depth message
         self.depth_msg_where: list[str] = []
@@ -175,9 +233,7 @@ class FeedCore:
 
     def take_events(self) -> np.ndarray:
         """Events produced so far (and forget them)."""
-        arr = np.array(self._rows, dtype=EVENT_DTYPE) if self._rows else np.zeros(0, EVENT_DTYPE)
-        self._rows = []
-        return arr
+        return self._rows.take()
 
     def synced(self, name: str) -> bool:
         s = self.symbols.get(name)
@@ -304,13 +360,13 @@ class FeedCore:
             self.stats.resyncs += 1
             s.lost = False
         rows, sid = self._rows, s.sid
-        rows.append((int(Kind.BOOK_CLEAR), 0, int(Flag.SNAPSHOT | Flag.SNAPSHOT_BEGIN), sid, ts_exchange,
-                     ts_local, 0, 0, update_id, aux_id, 0.0))
-        for side, tick, lots in levels:
-            rows.append((1, side, _SNAP, sid, ts_exchange, ts_local, tick, lots, update_id, aux_id, 0.0))
-        last = list(rows[-1])
-        last[2] = int(last[2]) | int(Flag.SNAPSHOT | Flag.SNAPSHOT_END | Flag.END_OF_MESSAGE)
-        rows[-1] = tuple(last)
+        begin, end = int(Flag.SNAPSHOT | Flag.SNAPSHOT_BEGIN), int(Flag.SNAPSHOT_END | Flag.END_OF_MESSAGE)
+        if not levels:  # an empty book: the clear is the whole message
+            rows.one(int(Kind.BOOK_CLEAR), 0, begin | end, sid, ts_exchange, ts_local, 0, 0, update_id, aux_id, 0.0)
+        else:
+            rows.one(int(Kind.BOOK_CLEAR), 0, begin, sid, ts_exchange, ts_local, 0, 0, update_id, aux_id, 0.0)
+            side, tick, lots = zip(*levels, strict=True)
+            rows.run(_SET, _SNAP, _SNAP | end, sid, ts_exchange, ts_local, update_id, aux_id, side, tick, lots)
         s.synced = True
         self.depth_msg_end.append(len(rows) - 1)
         self.depth_msg_where.append(where)
@@ -327,16 +383,13 @@ class FeedCore:
             self.lose(s, where, f"update {update_id}: {exc}", kind="bad")
             return False
         rows, sid = self._rows, s.sid
-        n0 = len(rows)
-        for side, tick, lots in levels:
-            rows.append((1, side, 0, sid, ts_exchange, ts_local, tick, lots, update_id, prev_id, 0.0))
-        if len(rows) == n0:  # an empty message still advances the update id
-            rows.append((1, 0, 0, sid, ts_exchange, ts_local, 0, 0, update_id, prev_id, 0.0))
-        last = list(rows[-1])
-        last[2] = _EOM
-        rows[-1] = tuple(last)
+        if levels:
+            side, tick, lots = zip(*levels, strict=True)
+            rows.run(_SET, 0, _EOM, sid, ts_exchange, ts_local, update_id, prev_id, side, tick, lots)
+        else:  # an empty message still advances the update id
+            rows.one(_SET, 0, _EOM, sid, ts_exchange, ts_local, 0, 0, update_id, prev_id, 0.0)
         self.stats.diffs_applied += 1
-        self.stats.levels_applied += len(rows) - n0
+        self.stats.levels_applied += max(len(levels), 1)
         self.depth_msg_end.append(len(rows) - 1)
         self.depth_msg_where.append(where)
         return True

@@ -12,13 +12,13 @@ snapshot replaces it (see :meth:`BinanceFeed._replace`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import msgspec
 import numpy as np
 
-from ...events import EVENT_DTYPE, NO_ID, DecimalGrid, Flag, Instrument, Kind, PriceNotOnGrid
+from ...events import NO_ID, DecimalGrid, Flag, Instrument, Kind, PriceNotOnGrid
+from ..common import EventRows
 from .dedup import TradeIds
 from .instruments import instrument_for
 from .messages import (
@@ -77,58 +77,6 @@ class FeedStats:
             self.issues.append(text)
 
 
-class _Rows:
-    """Events accumulated as runs: the rows of one run (the levels of one depth message, or one event) share
-    every column but side, price and qty, and every flag but the last row's.  :meth:`take` builds the
-    array column by column, not row by row."""
-
-    __slots__ = ("runs", "values", "side", "price", "qty", "n")
-    _COLUMNS = ((1, "kind"), (2, "flags"), (4, "symbol"), (5, "ts_exchange"), (6, "ts_local"), (7, "id"), (8, "id2"))
-
-    def __init__(self) -> None:
-        self.runs: list[tuple[int, ...]] = []  # rows, kind, flags, last row's flags, symbol, ts_ex, ts_local, ids
-        self.values: list[float] = []
-        self.side: list[int] = []
-        self.price: list[int] = []
-        self.qty: list[int] = []
-        self.n = 0
-
-    def one(self, kind: int, side: int, flags: int, sid: int, ts_ex: int, ts_local: int, price: int, qty: int,
-            id1: int, id2: int, value: float) -> None:
-        self.runs.append((1, kind, flags, flags, sid, ts_ex, ts_local, id1, id2))
-        self.values.append(value)
-        self.side.append(side)
-        self.price.append(price)
-        self.qty.append(qty)
-        self.n += 1
-
-    def run(self, kind: int, flags: int, last: int, sid: int, ts_ex: int, ts_local: int, id1: int, id2: int,
-            side: Sequence[int], price: Sequence[int], qty: Sequence[int]) -> None:
-        self.runs.append((len(side), kind, flags, last, sid, ts_ex, ts_local, id1, id2))
-        self.values.append(0.0)
-        self.side.extend(side)
-        self.price.extend(price)
-        self.qty.extend(qty)
-        self.n += len(side)
-
-    def __len__(self) -> int:
-        return self.n
-
-    def take(self) -> np.ndarray:
-        out = np.empty(self.n, EVENT_DTYPE)
-        if self.n:
-            runs = np.array(self.runs, np.int64)
-            size = runs[:, 0]
-            rows = np.repeat(runs, size, axis=0)
-            for j, name in self._COLUMNS:
-                out[name] = rows[:, j]
-            out["flags"][np.cumsum(size) - 1] = runs[:, 3]
-            out["value"] = np.repeat(self.values, size)
-            out["side"], out["price"], out["qty"] = self.side, self.price, self.qty
-            self.runs, self.values, self.side, self.price, self.qty, self.n = [], [], [], [], [], 0
-        return out
-
-
 @dataclass
 class _Symbol:
     sid: int
@@ -173,7 +121,7 @@ class BinanceFeed:
         self.symbols: dict[str, _Symbol] = {}
         self.tickers: dict[str, tuple[int, Ticker]] = {}  # symbol -> (receive time ns, latest 24 h ticker)
         self.open_interest: dict[str, tuple[int, OpenInterest]] = {}  # symbol -> (receive time ns, latest)
-        self._rows = _Rows()
+        self._rows = EventRows()
         self._grids: dict[str, DecimalGrid] = {}
         self.locations = locations
         self.depth_msg_end: list[int] = []  # event index closing each applied depth message
