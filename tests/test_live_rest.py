@@ -68,8 +68,9 @@ def test_open_interest_is_polled_and_follows_the_trades(recordings: list[Path]) 
             await runner.start()
             try:
                 await asyncio.wait_for(sim.done.wait(), 60)
-                n = len(events)
-                while len(events) < n + 4:  # two more answers per symbol, after the last trade
+                seen = {s: sum(1 for x, _ in events if x == s) for s in SYMBOLS}
+                # two more answers for each symbol after the last trade
+                while any(sum(1 for x, _ in events if x == s) < seen[s] + 2 for s in SYMBOLS):
                     await asyncio.sleep(0.05)
             finally:
                 await runner.stop()
@@ -83,7 +84,9 @@ def test_open_interest_is_polled_and_follows_the_trades(recordings: list[Path]) 
         got = runner.open_interest(sym)
         assert got is not None and got.open_interest == want and got.symbol == sym
         mine = [e for s, e in events if s == sym]
-        assert len(mine) >= 5 and all(e.kind is Kind.OPEN_INTEREST for e in mine)
+        # polled all along: how many answers fall inside the broadcast depends on the machine's load
+        # (4 seen on a loaded run, more on a quiet one); at least one, plus the two after it
+        assert len(mine) >= 3 and all(e.kind is Kind.OPEN_INTEREST for e in mine)
         assert mine[-1].value == float(want)
         assert [e.ts_exchange for e in mine] == sorted(e.ts_exchange for e in mine)
     # weight 1 each, spent from the same budget as every other request of the venue
