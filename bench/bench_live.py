@@ -55,7 +55,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import flowbook  # noqa: E402
 from flowbook.live import LiveRunner  # noqa: E402
-from flowbook.live.values import LatencyWindow  # noqa: E402
+from flowbook.live.values import LatencyBook  # noqa: E402
 
 DIFF_MS = 100.0
 
@@ -115,7 +115,6 @@ async def _client(port: int, n: int, seconds: float, warmup: float,
                      book_ticker=False, force_order=False, mark_price=False, ticker=False,
                      open_interest_interval=None, weight_budget=1e9, resync_idle=1.0)
     runner = LiveRunner(venue="binance-usdm", symbols=syms, config=cfg)
-    feat: list[np.ndarray] = []
     await runner.start()
     try:
         t_sync = time.monotonic()
@@ -127,8 +126,8 @@ async def _client(port: int, n: int, seconds: float, warmup: float,
         await asyncio.sleep(warmup)
         # fresh latency windows large enough for the whole measurement
         size = int(seconds * 1000 / DIFF_MS * 4) + 4096
-        runner._lat_feat = {s: LatencyWindow(size) for s in syms}
-        runner._lat_ex = {s: LatencyWindow(size) for s in syms}
+        runner._lat_feat = LatencyBook(len(syms), size)
+        runner._lat_ex = LatencyBook(len(syms), size)
         st0 = {s: (x.messages, x.dropped, x.gaps) for s, x in runner.adapter.stats.items()}
         prof = cProfile.Profile() if profile is not None else None
         c0, w0 = _cpu(), time.monotonic()
@@ -142,11 +141,8 @@ async def _client(port: int, n: int, seconds: float, warmup: float,
             profile.mkdir(parents=True, exist_ok=True)
             prof.dump_stats(profile / f"live_{n}.prof")
         queue_end = runner.adapter.queue_depth
-        for s in syms:
-            w = runner._lat_feat[s]
-            feat.append(w.buf[: min(w.n, len(w.buf))].copy())
-        exr = np.concatenate([runner._lat_ex[s].buf[: min(runner._lat_ex[s].n, len(runner._lat_ex[s].buf))]
-                              for s in syms])
+        feat = [runner._lat_feat.samples(i) for i in range(len(syms))]
+        exr = np.concatenate([runner._lat_ex.samples(i) for i in range(len(syms))])
         stats = runner.adapter.stats
         msgs = sum(stats[s].messages - st0[s][0] for s in syms)
         dropped = sum(stats[s].dropped - st0[s][1] for s in syms)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from flowbook.live import FeatureSnapshot, SnapshotStream
-from flowbook.live.values import LatencyWindow
+from flowbook.live.values import LatencyBook
 from flowbook.venues import registry
 from flowbook.venues.binance.live import LiveConfig, LiveError, plan_connections
 from flowbook.venues.binance.rest import Backoff, WeightLimiter, stream_key
@@ -87,15 +87,19 @@ def test_stream_key_reads_the_envelope_head() -> None:
     assert stream_key(b'{"stream":"btc') is None
 
 
-def test_latency_window_is_bounded() -> None:
-    w = LatencyWindow(size=100)
-    assert np.isnan(w.percentiles_ms()[0])
-    w.add(np.full(1000, 5_000_000, np.int64))
-    w.add(np.arange(50, dtype=np.int64) * 1_000_000)
-    p50, p99 = w.percentiles_ms()
-    assert len(w.buf) == 100 and p50 == 5.0 and 40 < p99 < 49  # the last 100 samples only
-    w.add(np.full(100, 1_000_000, np.int64))
-    assert w.percentiles_ms() == (1.0, 1.0)
+def test_latency_book_is_bounded_per_symbol() -> None:
+    w = LatencyBook(3, size=100)
+    assert np.isnan(w.percentiles_ms(0)[0])
+    one = lambda n: np.ones(n, np.int64)  # noqa: E731
+    w.add(one(1000), np.full(1000, 5_000_000, np.int64))
+    # one batch for two symbols, interleaved: each keeps its own samples in order
+    w.add(np.tile([1, 2], 50), np.repeat(np.arange(50, dtype=np.int64) * 1_000_000, 2))
+    p50, p99 = w.percentiles_ms(1)
+    assert w.buf.shape == (3, 100) and p50 == 5.0 and 40 < p99 < 49  # the last 100 samples only
+    assert w.percentiles_ms(2) == (24.5, 48.51)
+    assert np.isnan(w.percentiles_ms(0)[1])
+    w.add(one(100), np.full(100, 1_000_000, np.int64))
+    assert w.percentiles_ms(1) == (1.0, 1.0)
 
 
 def _snap(sym: str, u: int) -> FeatureSnapshot:
@@ -152,3 +156,35 @@ def test_recorder_paths_of_symbols_with_slashes(tmp_path) -> None:  # noqa: ANN0
     assert path.parent == tmp_path / "kraken" / "BTC_USD" and path.name.startswith("btc_usd_")
     with gzip.open(path) as fh:
         assert fh.read().endswith(b'"symbol":"BTC/USD"}]}\n')
+
+
+def test_split_batch_groups_symbols_stably_and_times_depth_and_trades() -> None:
+    from flowbook.events import EVENT_DTYPE
+    from flowbook.live.batchnb import NEED_SYMBOLS, split_batch
+
+    ev = np.zeros(7, EVENT_DTYPE)
+    ev["symbol"] = [4, 2, 4, 9, 2, 4, 2]
+    ev["kind"] = [1, 3, 1, 3, 1, 3, 1]
+    ev["flags"] = [0, 0, 8, 0, 9, 0, 8]  # 2's second row closes a snapshot message: not timed
+    ev["ts_exchange"] = 1_000
+    ev["ts_local"] = 1_000 + np.arange(7) * 100
+    ev["id"] = np.arange(7)
+    lat = LatencyBook(3, size=16)
+    bufs = [np.empty(7, EVENT_DTYPE), *(np.full(7, -9, np.int64) for _ in range(4))]
+    before = ev.copy()
+    # symbol 9 is not indexed yet: nothing happens
+    sid_index = np.full(5, -2, np.int64)
+    sid_index[[2, 4]] = [1, 0]
+    assert split_batch(ev, bufs[0], sid_index, np.array([3, -1, -1]), lat.buf, lat.count, *bufs[1:]) == (NEED_SYMBOLS, 0)
+    assert lat.count.sum() == 0
+    sid_index = np.full(10, -1, np.int64)  # 9 is not ours
+    sid_index[[2, 4]] = [1, 0]
+    runs, flags = split_batch(ev, bufs[0], sid_index, np.array([3, -1, -1]), lat.buf, lat.count, *bufs[1:])
+    out, starts, ends, sidx, engine = bufs
+    assert runs == 3 and flags == 3  # a snapshot row; symbol index 1 has no engine
+    assert out["id"].tolist() == [0, 2, 5, 1, 4, 6, 3]  # first appearance order, each symbol's rows in order
+    assert starts[:3].tolist() == [0, 3, 6] and ends[:3].tolist() == [3, 6, 7]
+    assert sidx[:3].tolist() == [0, 1, -1] and engine[:3].tolist() == [3, -1, -1]
+    np.testing.assert_array_equal(ev, before)  # the input is left as it was
+    assert sorted(lat.samples(0).tolist()) == [200, 500]  # its depth message end and its trade
+    assert sorted(lat.samples(1).tolist()) == [100, 600]  # the trade and the diff; not the snapshot

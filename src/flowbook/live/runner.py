@@ -20,19 +20,22 @@ from types import MappingProxyType
 
 import numpy as np
 
-from ..events import DecimalGrid, Flag, Instrument, Kind, from_array
+from ..events import EVENT_DTYPE, DecimalGrid, Flag, Instrument, Kind, from_array
 from ..events.model import Event
 from ..features import FEATURE_COLUMNS, FeatureConfig, FeatureEngine
+from ..features import nb as fk
+from ..features.group import EngineGroup
 from ..store.writer import WriterReport
 from ..venues.registry import Venue, get, parse_target
+from .batchnb import NEED_SYMBOLS, note_rows, split_batch
 from .recorder import Recorder
 from .storesink import StoreSink
-from .values import BookView, FeatureSnapshot, LatencyWindow, OpenInterestValue, SymbolStatus, Ticker24h
+from .values import BookView, FeatureSnapshot, LatencyBook, OpenInterestValue, SymbolStatus, Ticker24h
 
 __all__ = ["LiveRunner", "DEFAULT_EVENT_KINDS"]
 
 log = logging.getLogger("flowbook.live")
-_EOM, _SNAP = int(Flag.END_OF_MESSAGE), int(Flag.SNAPSHOT)
+_SNAP = int(Flag.SNAPSHOT)
 DEFAULT_EVENT_KINDS = frozenset({Kind.TRADE, Kind.BBO, Kind.LIQUIDATION, Kind.MARK_PRICE, Kind.FUNDING_RATE,
                                  Kind.OPEN_INTEREST, Kind.BOOK_CLEAR})
 _I_UPDATE = 2  # column of the update id in the engine's integer output
@@ -88,13 +91,20 @@ class LiveRunner:
                                 columns=FEATURE_COLUMNS if compute_features else (),
                                 interval_ns=self.feature_config.interval_ns, **(store_options or {})))
         self._engines: dict[str, FeatureEngine] = {}
+        self._group = EngineGroup(self.feature_config)
+        self._index = {s: i for i, s in enumerate(syms)}  # the runner's symbol index
+        self._sid_index = np.zeros(0, np.int64)  # adapter symbol id -> symbol index (-1: not ours, -2: not seen)
+        self._engine_of = np.full(len(syms), -1, np.int64)  # symbol index -> engine in the group
         self._insts: dict[int, Instrument] = {}
         self._grids: dict[str, tuple[DecimalGrid, DecimalGrid]] = {}
-        self._lat_ex = {s: LatencyWindow() for s in syms}
-        self._lat_feat = {s: LatencyWindow() for s in syms}
-        self._rows = dict.fromkeys(syms, 0)
-        self._latest: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._lat_ex = LatencyBook(len(syms))
+        self._lat_feat = LatencyBook(len(syms))
+        self._nrows = np.zeros(len(syms), np.int64)
+        self._latest_f = np.full((len(syms), fk.NCOLS), np.nan)  # each symbol's last feature row
+        self._latest_i = np.zeros((len(syms), fk.NICOLS), np.int64)
+        self._has_latest = np.zeros(len(syms), bool)
         self._trusted: dict[str, tuple[int, int]] = {}
+        self._split: tuple[np.ndarray, ...] = (np.empty(0, EVENT_DTYPE),)  # split_batch's buffers
         self._feature_cbs: list[Callable[[FeatureSnapshot], None]] = []
         self._event_cbs: list[tuple[Callable[[str, Event], None], frozenset[int]]] = []
         self._wanted_kinds = np.zeros(0, np.uint8)
@@ -184,12 +194,14 @@ class LiveRunner:
 
     # -- reads
     def latest(self, symbol: str) -> FeatureSnapshot | None:
-        row = self._latest.get(symbol)
-        return None if row is None else self._snapshot(symbol, row[0], row[1])
+        i = self._index.get(symbol)
+        if i is None or not self._has_latest[i]:
+            return None
+        return self._snapshot(symbol, self._latest_f[i], self._latest_i[i])
 
     def last_update_id(self, symbol: str) -> int | None:
-        row = self._latest.get(symbol)
-        return None if row is None else int(row[1][_I_UPDATE])
+        i = self._index.get(symbol)
+        return None if i is None or not self._has_latest[i] else int(self._latest_i[i, _I_UPDATE])
 
     def book(self, symbol: str, depth: int = 20) -> BookView:
         """The best ``depth`` levels a side (needs ``compute_features``)."""
@@ -206,13 +218,13 @@ class LiveRunner:
 
     def status(self) -> dict[str, SymbolStatus]:
         out = {}
-        for s in self.symbols:
+        for i, s in enumerate(self.symbols):
             st = self.adapter.stats[s]
-            ex = self._lat_ex[s].percentiles_ms()
-            ft = self._lat_feat[s].percentiles_ms()
+            ex = self._lat_ex.percentiles_ms(i)
+            ft = self._lat_feat.percentiles_ms(i)
             out[s] = SymbolStatus(self.venue.name, s, st.synced, st.connected, st.messages, st.depth, st.gaps,
                                   st.resyncs, st.forced_resyncs, st.snapshots, st.stale_snapshots, st.bad,
-                                  st.dropped, st.dropped_depth, st.rest_errors, st.queued, self._rows[s],
+                                  st.dropped, st.dropped_depth, st.rest_errors, st.queued, int(self._nrows[i]),
                                   ex[0], ex[1], ft[0], ft[1], getattr(st, "duplicates", 0))
         return out
 
@@ -239,40 +251,52 @@ class LiveRunner:
                                MappingProxyType(dict(zip(FEATURE_COLUMNS, f.tolist(), strict=True))))
 
     def _on_events(self, ev: np.ndarray) -> None:
-        """One batch (all symbols): what is per row is computed once for the batch, then each symbol gets its
-        contiguous run of rows (a stable sort by symbol keeps every symbol's rows in order)."""
-        if not len(ev):
+        """One batch (all symbols), in three compiled calls: split into per-symbol runs (each symbol's rows
+        contiguous and in order) with the exchange -> receive latencies, the feature kernel over every run
+        (:class:`~flowbook.features.group.EngineGroup`), and the rows filed per symbol.  A Python step per run
+        only when something asks for it: event callbacks, a store, a snapshot, a symbol's first events."""
+        n = len(ev)
+        if not n:
             return
-        sids = ev["symbol"]
-        if (sids[1:] < sids[:-1]).any():
-            ev = ev[np.argsort(sids, kind="stable")]
-            sids = ev["symbol"]
-        cut = (np.flatnonzero(sids[1:] != sids[:-1]) + 1).tolist()
-        starts, ends = [0, *cut], [*cut, len(ev)]
-        kind, flags = ev["kind"], ev["flags"]
-        timed = ((kind == 1) & ((flags & _EOM) != 0) & ((flags & _SNAP) == 0)) | (kind == 3)
-        lat_ex = (ev["ts_local"] - ev["ts_exchange"])[timed]
-        n_timed = np.concatenate(([0], np.cumsum(timed)))[ends].tolist()  # timed rows up to each run's end
-        snap = (kind == 1) & ((flags & _SNAP) != 0)
-        any_snap = bool(snap.any())
-        t0 = 0
-        for sid, a, b, t1 in zip(sids[starts].tolist(), starts, ends, n_timed, strict=True):
-            sym = self.adapter.symbol_name(sid)
-            if sym in self._rows:
-                if t1 > t0:
-                    self._lat_ex[sym].add(lat_ex[t0:t1])
-                if any_snap and snap[a:b].any():
-                    self._note_snapshot(sym, ev[a:b][snap[a:b]])
-                self._symbol_events(sym, sid, ev[a:b])
-            t0 = t1
+        if len(self._split[0]) < n:
+            self._split = (np.empty(n, EVENT_DTYPE), *(np.empty(n, np.int64) for _ in range(4)))
+        out, starts, ends, sidx, engine = self._split
+        while True:
+            runs, flags = split_batch(ev, out, self._sid_index, self._engine_of, self._lat_ex.buf,
+                                      self._lat_ex.count, starts, ends, sidx, engine)
+            if runs != NEED_SYMBOLS:
+                break
+            self._resolve_symbols(ev["symbol"])
+        out, starts, ends, sidx, engine = out[:n], starts[:runs], ends[:runs], sidx[:runs], engine[:runs]
+        if not self.compute_features:
+            engine[:] = -1
+        if self._event_cbs or self.store is not None or flags:
+            for r, (si, a, b) in enumerate(zip(sidx.tolist(), starts.tolist(), ends.tolist(), strict=True)):
+                if si >= 0:
+                    engine[r] = self._run_step(si, int(out[a]["symbol"]), out[a:b], bool(flags & 1))
+        if self.compute_features:
+            go = engine >= 0
+            if go.all():
+                self._features(out, starts, ends, engine, sidx)
+            elif go.any():
+                self._features(out, starts[go], ends[go], engine[go], sidx[go])
 
-    def _note_snapshot(self, sym: str, rows: np.ndarray) -> None:
-        """The worst prices of a snapshot: the book is complete at and inside them."""
-        side, price = rows["side"], rows["price"]
-        bids, asks = price[side == 1], price[side == -1]
-        self._trusted[sym] = (int(bids.min()) if len(bids) else None, int(asks.max()) if len(asks) else None)
+    def _resolve_symbols(self, sids: np.ndarray) -> None:
+        """Index the adapter's symbol ids of a batch (-1 for a symbol this runner does not run)."""
+        top = int(sids.max())
+        if top >= len(self._sid_index):
+            self._sid_index = np.concatenate((self._sid_index, np.full(top + 1 - len(self._sid_index), -2, np.int64)))
+        for sid in np.unique(sids).tolist():
+            if self._sid_index[sid] == -2:
+                self._sid_index[sid] = self._index.get(self.adapter.symbol_name(sid), -1)
 
-    def _symbol_events(self, sym: str, sid: int, ev: np.ndarray) -> None:
+    def _run_step(self, si: int, sid: int, ev: np.ndarray, any_snap: bool) -> int:
+        """The per-run work of one symbol's events; returns its engine (-1: none yet)."""
+        sym = self.symbols[si]
+        if any_snap:
+            snap = (ev["kind"] == Kind.BOOK_SET) & ((ev["flags"] & _SNAP) != 0)
+            if snap.any():
+                self._note_snapshot(sym, ev[snap])
         if self._event_cbs:
             self._dispatch_events(sym, ev)
         inst = self._insts.get(sid)
@@ -283,26 +307,41 @@ class LiveRunner:
         if self.store is not None:  # events before the instrument is known wait in the sink
             self.store.add_events(sym, inst, ev)
         if not self.compute_features:
-            return
-        eng = self._engines.get(sym)
-        if eng is None:
-            if inst is None:
-                return
-            eng = self._engines[sym] = FeatureEngine(inst, self.feature_config, out_rows=1024)
-        eng.process(ev)
-        f, ii = eng.take()
+            return -1
+        e = int(self._engine_of[si])
+        if e < 0 and inst is not None:
+            e = self._engine_of[si] = self._group.add(inst, ev)
+            self._engines[sym] = self._group.engines[e]
+        return e
+
+    def _note_snapshot(self, sym: str, rows: np.ndarray) -> None:
+        """The worst prices of a snapshot: the book is complete at and inside them."""
+        side, price = rows["side"], rows["price"]
+        bids, asks = price[side == 1], price[side == -1]
+        self._trusted[sym] = (int(bids.min()) if len(bids) else None, int(asks.max()) if len(asks) else None)
+
+    def _features(self, ev: np.ndarray, lo: np.ndarray, hi: np.ndarray, engine: np.ndarray, sidx: np.ndarray) -> None:
+        """The feature kernel over every run of the batch at once, then each symbol's rows to where they go."""
+        f, ii, row_end = self._group.process(ev, lo, hi, engine)
         if not len(f):
             return
-        self._lat_feat[sym].add(time.time_ns() - ii[:, 0])
-        if self.store is not None:
-            self.store.add_features(sym, eng.instrument, f, ii)
-        self._rows[sym] += len(f)
-        self._latest[sym] = (f[-1], ii[-1])
-        if self._feature_cbs:
-            for j in range(len(f)):
-                snap_v = self._snapshot(sym, f[j], ii[j])
-                for cb in list(self._feature_cbs):
-                    self._call(cb, snap_v)
+        note_rows(f, ii, row_end, sidx, time.time_ns(), self._lat_feat.buf, self._lat_feat.count, self._nrows,
+                  self._latest_f, self._latest_i, self._has_latest)
+        if self.store is None and not self._feature_cbs:
+            return
+        a = 0
+        for si, e, b in zip(sidx.tolist(), engine.tolist(), row_end.tolist(), strict=True):
+            if b == a:
+                continue
+            sym = self.symbols[si]
+            if self.store is not None:
+                self.store.add_features(sym, self._group.engines[e].instrument, f[a:b], ii[a:b])
+            if self._feature_cbs:
+                for j in range(a, b):
+                    snap_v = self._snapshot(sym, f[j], ii[j])
+                    for cb in list(self._feature_cbs):
+                        self._call(cb, snap_v)
+            a = b
 
     def _dispatch_events(self, sym: str, ev: np.ndarray) -> None:
         mask = np.isin(ev["kind"], self._wanted_kinds)

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
+from numba import njit
 
 from ..venues.binance.messages import OpenInterest, Ticker
 
-__all__ = ["BookView", "FeatureSnapshot", "LatencyWindow", "OpenInterestValue", "SymbolStatus", "Ticker24h"]
+__all__ = ["BookView", "FeatureSnapshot", "LatencyBook", "OpenInterestValue", "SymbolStatus", "Ticker24h"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,31 +136,45 @@ class OpenInterestValue:
         return cls(venue, m.symbol, ts_local, m.time * 1_000_000, Decimal(m.openInterest))
 
 
-class LatencyWindow:
-    """The last ``size`` latency samples (ns) of one symbol, for p50/p99 in constant memory."""
+@njit(cache=True, inline="always")
+def ring_add(buf, count, s, value):
+    """One sample into symbol ``s``'s ring of :class:`LatencyBook` arrays ``buf``/``count``."""
+    buf[s, count[s] % buf.shape[1]] = value
+    count[s] += 1
 
-    __slots__ = ("buf", "n")
 
-    def __init__(self, size: int = 4096) -> None:
-        self.buf = np.zeros(size, np.int64)
-        self.n = 0
+@njit(cache=True)
+def _ring_add(buf, count, idx, values):
+    for j in range(idx.shape[0]):
+        ring_add(buf, count, idx[j], values[j])
 
-    def add(self, values: np.ndarray) -> None:
-        size = len(self.buf)
-        v = values[-size:]
-        k = len(v)
-        if k == 0:
-            return
-        i = self.n % size
-        first = min(k, size - i)
-        self.buf[i:i + first] = v[:first]
-        if k > first:
-            self.buf[: k - first] = v[first:]
-        self.n += k
 
-    def percentiles_ms(self) -> tuple[float, float]:
-        m = min(self.n, len(self.buf))
+class LatencyBook:
+    """The last ``size`` latency samples (ns) of each of ``n`` symbols, for p50/p99 in constant memory.
+
+    :meth:`add` takes a whole batch (a symbol index per sample) in one compiled call."""
+
+    __slots__ = ("buf", "count")
+
+    def __init__(self, n: int, size: int = 4096) -> None:
+        self.buf = np.empty((n, size), np.int64)
+        self.buf.fill(0)  # written now: the first samples must not wait for the pages to be mapped
+        self.count = np.zeros(n, np.int64)
+
+    def add(self, index: np.ndarray, values: np.ndarray) -> None:
+        """Sample ``values[j]`` (ns) for symbol ``index[j]``, in order."""
+        if len(index):
+            _ring_add(self.buf, self.count, index.astype(np.int64, copy=False), values.astype(np.int64, copy=False))
+
+    def samples(self, i: int) -> np.ndarray:
+        """Symbol ``i``'s kept samples (a copy; oldest first once the ring has wrapped)."""
+        m = int(self.count[i])
+        size = self.buf.shape[1]
+        return self.buf[i, :m].copy() if m <= size else np.roll(self.buf[i], -(m % size))
+
+    def percentiles_ms(self, i: int) -> tuple[float, float]:
+        m = min(int(self.count[i]), self.buf.shape[1])
         if m == 0:
             return float("nan"), float("nan")
-        p50, p99 = np.percentile(self.buf[:m], [50, 99])
+        p50, p99 = np.percentile(self.buf[i, :m], [50, 99])
         return float(p50) / 1e6, float(p99) / 1e6
