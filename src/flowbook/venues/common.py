@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 import numpy as np
+from numba import njit
 
 from ..events import EVENT_DTYPE, NO_ID, DecimalGrid, Flag, Instrument, Kind, PriceNotOnGrid, infer_step
 
@@ -112,7 +113,6 @@ class EventRows:
     array column by column, not row by row (every venue feed writes its events through one of these)."""
 
     __slots__ = ("runs", "values", "side", "price", "qty", "n")
-    _COLUMNS = ((1, "kind"), (2, "flags"), (4, "symbol"), (5, "ts_exchange"), (6, "ts_local"), (7, "id"), (8, "id2"))
 
     def __init__(self) -> None:
         self.runs: list[tuple[int, ...]] = []  # rows, kind, flags, last row's flags, symbol, ts_ex, ts_local, ids
@@ -151,16 +151,34 @@ class EventRows:
     def take(self) -> np.ndarray:
         out = np.empty(self.n, EVENT_DTYPE)
         if self.n:
-            runs = np.array(self.runs, np.int64)
-            size = runs[:, 0]
-            rows = np.repeat(runs, size, axis=0)
-            for j, name in self._COLUMNS:
-                out[name] = rows[:, j]
-            out["flags"][np.cumsum(size) - 1] = runs[:, 3]
-            out["value"] = np.repeat(self.values, size)
-            out["side"], out["price"], out["qty"] = self.side, self.price, self.qty
+            _fill_runs(out, np.array(self.runs, np.int64), np.array(self.values), np.array(self.side, np.int64),
+                       np.array(self.price, np.int64), np.array(self.qty, np.int64))
             self.runs, self.values, self.side, self.price, self.qty, self.n = [], [], [], [], [], 0
         return out
+
+
+@njit(cache=True)
+def _fill_runs(out, runs, values, side, price, qty):
+    """:meth:`EventRows.take`'s rows, run by run (a batch is a few hundred rows: one compiled pass costs less
+    than the NumPy calls of a column-by-column build)."""
+    k = 0
+    for r in range(runs.shape[0]):
+        for j in range(k, k + runs[r, 0]):
+            e = out[j]
+            e["kind"] = runs[r, 1]
+            e["flags"] = runs[r, 2]
+            e["symbol"] = runs[r, 4]
+            e["ts_exchange"] = runs[r, 5]
+            e["ts_local"] = runs[r, 6]
+            e["id"] = runs[r, 7]
+            e["id2"] = runs[r, 8]
+            e["value"] = values[r]
+            e["side"] = side[j]
+            e["price"] = price[j]
+            e["qty"] = qty[j]
+        if runs[r, 0] > 0:
+            k += runs[r, 0]
+            out[k - 1]["flags"] = runs[r, 3]
 
 
 def decimals_step(texts: Iterable[str]) -> str:
