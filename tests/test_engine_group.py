@@ -66,3 +66,30 @@ def test_group_rejects_foreign_events() -> None:
     group = EngineGroup()
     with pytest.raises(TypeError):
         group.process(np.zeros(3), np.array([0]), np.array([3]), np.array([0]))
+
+
+def test_window_for_searches_past_the_first_chunks() -> None:
+    from flowbook.book import window_for
+    from flowbook.book.l2 import default_window
+    from flowbook.events import EVENT_DTYPE
+
+    ev = np.zeros(200_000, EVENT_DTYPE)
+    ev["kind"] = 3  # trades only ...
+    assert window_for(ev) == default_window(1 << 12)
+    ev[150_000]["kind"], ev[150_000]["qty"], ev[150_000]["price"] = 1, 0, 9  # ... a delete is no resting level
+    ev[150_001]["kind"], ev[150_001]["qty"], ev[150_001]["price"] = 1, 5, 600_000
+    assert window_for(ev) == default_window(600_000) == 65536
+
+
+@pytest.mark.parametrize("out_rows", [1, 1000, 1 << 20])
+def test_engine_rows_do_not_depend_on_the_output_buffer(out_rows: int) -> None:
+    ev, inst = synthetic_events(30_000, 5)
+    ref = FeatureEngine(inst)
+    ref.process(ev)
+    f0, i0 = ref.take()
+    eng = FeatureEngine(inst, out_rows=out_rows)
+    for part in np.array_split(ev, 3):  # the projection sees each call's own progress
+        eng.process(part)
+    f, ii = eng.take()
+    np.testing.assert_array_equal(f, f0)
+    np.testing.assert_array_equal(ii, i0)

@@ -141,10 +141,15 @@ class FeatureEngine:
             self.book = L2Book(window=w)
         return self.book
 
-    def _grow_out(self) -> None:
-        """The output buffers are full: double them, keeping the rows written so far."""
+    def _grow_out(self, rows_here: int = 0, done: int = 0, todo: int = 0) -> None:
+        """The output buffers are full: grow them, keeping the rows written so far.
+
+        They double, or grow to the rows this call is on course to write (``rows_here`` rows from ``done``
+        events, ``todo`` events to go) when that is more: a long replay then moves its rows once or twice,
+        not at every doubling."""
         r = int(self.fi[k.S_ROWS])
-        cap = 2 * self.out_f.shape[0]
+        ahead = rows_here * todo // done if done > 0 else 0
+        cap = max(2 * self.out_f.shape[0], r + ahead + ahead // 8 + 1024)
         f = np.empty((cap, k.NCOLS))
         ii = np.empty((cap, k.NICOLS), np.int64)
         f[:r] = self.out_f[:r]
@@ -157,6 +162,7 @@ class FeatureEngine:
             raise TypeError("events must have flowbook's EVENT_DTYPE")
         book = self._ensure_book(events)
         crossed_before = int(self.fi[k.S_CROSSED])
+        rows0 = int(self.fi[k.S_ROWS])
         i = 0
         while True:
             status, i = k.run(events, i, *book.arrays, self.p, self.fs, self.fi, self.ring,
@@ -166,7 +172,7 @@ class FeatureEngine:
             if status == k.ST_NEED_GROW:
                 book.grow()
             elif status == k.ST_NEED_OUT:
-                self._grow_out()
+                self._grow_out(int(self.fi[k.S_ROWS]) - rows0, i, len(events) - i)
         if crossed_before == 0 and self.fi[k.S_CROSSED] > 0:
             self._first_crossed = self._seen + int(self.fi[k.S_FIRST_CROSSED])
         self._seen += len(events)
