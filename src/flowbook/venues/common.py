@@ -110,12 +110,12 @@ class RecentIds:
 class EventRows:
     """Events accumulated as runs: the rows of one run (the levels of one depth message, or one event) share
     every column but side, price and qty, and every flag but the last row's.  :meth:`take` builds the
-    array column by column, not row by row (every venue feed writes its events through one of these)."""
+    array in one compiled pass over the runs (every venue feed writes its events through one of these)."""
 
     __slots__ = ("runs", "values", "side", "price", "qty", "n")
 
     def __init__(self) -> None:
-        self.runs: list[tuple[int, ...]] = []  # rows, kind, flags, last row's flags, symbol, ts_ex, ts_local, ids
+        self.runs: list[int] = []  # per run, flat: rows, kind, flags, last row's flags, symbol, ts_ex, ts_local, ids
         self.values: list[float] = []
         self.side: list[int] = []
         self.price: list[int] = []
@@ -124,7 +124,7 @@ class EventRows:
 
     def one(self, kind: int, side: int, flags: int, sid: int, ts_ex: int, ts_local: int, price: int, qty: int,
             id1: int, id2: int, value: float) -> None:
-        self.runs.append((1, kind, flags, flags, sid, ts_ex, ts_local, id1, id2))
+        self.runs.extend((1, kind, flags, flags, sid, ts_ex, ts_local, id1, id2))
         self.values.append(value)
         self.side.append(side)
         self.price.append(price)
@@ -138,7 +138,7 @@ class EventRows:
 
     def run(self, kind: int, flags: int, last: int, sid: int, ts_ex: int, ts_local: int, id1: int, id2: int,
             side: Sequence[int], price: Sequence[int], qty: Sequence[int]) -> None:
-        self.runs.append((len(side), kind, flags, last, sid, ts_ex, ts_local, id1, id2))
+        self.runs.extend((len(side), kind, flags, last, sid, ts_ex, ts_local, id1, id2))
         self.values.append(0.0)
         self.side.extend(side)
         self.price.extend(price)
@@ -151,7 +151,7 @@ class EventRows:
     def take(self) -> np.ndarray:
         out = np.empty(self.n, EVENT_DTYPE)
         if self.n:
-            _fill_runs(out, np.array(self.runs, np.int64), np.array(self.values), np.array(self.side, np.int64),
+            _fill_runs(out, np.array(self.runs, np.int64).reshape(-1, 9), np.array(self.values), np.array(self.side, np.int64),
                        np.array(self.price, np.int64), np.array(self.qty, np.int64))
             self.runs, self.values, self.side, self.price, self.qty, self.n = [], [], [], [], [], 0
         return out
