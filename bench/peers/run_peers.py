@@ -367,6 +367,9 @@ def main(argv: list[str] | None = None) -> int:
         }
     results = {expected[p.name] for p in peers}
     report["peers_agree"] = len(results) == 1
+    with open("/proc/self/status") as status:  # peak RSS of this process image (ru_maxrss counts the parent's)
+        hwm = [int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:")]
+    report["vm_hwm_mb"] = hwm[0] if hwm else float("nan")
     json.dump(report, sys.stdout, indent=args.indent or None)
     sys.stdout.write("\n")
     return 0 if report["peers_agree"] else 1
