@@ -204,3 +204,16 @@ def test_recording_across_a_reconnect_replays_without_gaps(market: PushMarket, t
     assert eng.book is not None
     for side, levels in ((1, live.bids), (-1, live.asks)):
         assert [(grid[0].to_decimal(t), grid[1].to_decimal(q)) for t, q in eng.book.levels(side, 10**6)] == list(levels)
+
+
+def test_subscriptions_and_connections_are_paced_to_the_venue_limits(market: PushMarket) -> None:
+    """Pacing on (the default for users): Coinbase allows 8 unauthenticated messages and 8 new connections a
+    second per IP, so the simulator sees the start-up's subscribe requests at least 1/8 s apart."""
+    runner, sim, _, diffs = asyncio.run(_session(market, cfg_kw={"pace": True}))
+    assert diffs == []
+    requests = sim.arrivals["request"]
+    assert len(requests) >= 8  # several channels a product, one socket each
+    assert min(np.diff(requests)) >= 0.1  # 0.125 s at the client, less the socket's jitter
+    assert len(sim.arrivals["connect"]) == 2
+    assert runner.adapter.pacing_waits > 0
+

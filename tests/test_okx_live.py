@@ -264,3 +264,28 @@ def test_cli_live_against_the_simulator(short: PushMarket, capsys: pytest.Captur
     out = capsys.readouterr().out
     for word in ("BTC-USDT", "synced", "mid", "imbalance"):
         assert word in out
+
+
+@pytest.mark.parametrize("pace", [True, False])
+def test_requests_wait_for_the_connections_hourly_budget(pace: bool) -> None:
+    """OKX allows 480 subscribe/unsubscribe requests per connection and hour: the 3rd request of a budget of
+    2 per 0.5 s waits until the first leaves the window (the limits shrunk on the instance)."""
+    import time
+
+    from flowbook.venues.okx.live import OkxLive
+
+    async def go() -> tuple[float, int]:
+        live = OkxLive(get("okx"), ["BTC-USDT"], LiveConfig(pace=pace))
+        assert (live.protocol.requests_per_window, live.protocol.request_window) == (480, 3600.0)
+        live.protocol.requests_per_window, live.protocol.request_window = 2, 0.5  # type: ignore[misc]
+        c = live.connections[0]
+        t0 = time.monotonic()
+        for _ in range(3):
+            await live._within_budget(c)
+        return time.monotonic() - t0, live.requests_deferred
+
+    took, deferred = asyncio.run(go())
+    if pace:
+        assert deferred == 1 and took >= 0.45
+    else:
+        assert deferred == 0 and took < 0.1

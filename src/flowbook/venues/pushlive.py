@@ -42,7 +42,7 @@ import numpy as np
 
 from .binance.rest import Backoff, ConnectError, LiveConfig, LiveError, SubscriptionRejected
 from .binance.state import SymbolStats
-from .pushstate import Control, PushConn, PushProtocol, PushSockets, Topic, plan_topics
+from .pushstate import Control, Pacer, PushConn, PushProtocol, PushSockets, Topic, plan_topics
 from .registry import Venue
 
 __all__ = ["ConnectError", "LiveConfig", "LiveError", "PushLive", "PushProtocol", "SubscriptionRejected",
@@ -97,6 +97,10 @@ class PushLive(PushSockets):
         self.pong_timeouts = 0
         self.internal_errors = 0
         self.requests_failed = 0
+        self.requests_deferred = 0  # requests that waited for the connection's hourly budget
+        pace = cfg.pace
+        self._request_pacer = Pacer(self.protocol.requests_per_second if pace else 0.0)
+        self._connect_pacer = Pacer(self.protocol.connections_per_second if pace else 0.0)
         self._q: deque[tuple[int, int, bytes | None, str | None, bool]] = deque()
         self._resets: set[str] = set()
         self._due: dict[str, float] = {}  # symbol -> when to resubscribe its book
@@ -177,6 +181,11 @@ class PushLive(PushSockets):
         if symbol in self.stats and not self._stopping:
             self._due[symbol] = 0.0
             self._wake.set()
+
+    @property
+    def pacing_waits(self) -> int:
+        """Requests and connections that waited for the venue's per-IP rate (see :class:`~.pushstate.Pacer`)."""
+        return self._request_pacer.delayed + self._connect_pacer.delayed
 
     def symbol_name(self, sid: int) -> str:
         if sid >= len(self._names):

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -80,6 +81,14 @@ class PushProtocol:
     topics_per_request: int = 10
     topics_per_connection: int = 200
     ping_interval: float = 20.0
+    #: per-IP pacing (0: none): subscribe/unsubscribe messages and new connections a second, across the
+    #: adapter's connections; sends beyond it wait their turn (:class:`Pacer`)
+    requests_per_second: float = 0.0
+    connections_per_second: float = 0.0
+    #: subscribe/unsubscribe requests one connection may send per ``request_window`` seconds (0: no
+    #: budget); a request beyond it waits until the oldest one leaves the window
+    requests_per_window: int = 0
+    request_window: float = 3600.0
     #: every frame of a one-symbol connection is that symbol's: answers and heartbeats the venue numbers
     #: with the market data (Coinbase ``sequence_num``) go to the feed and the recorder as well
     whole_connection: bool = False
@@ -150,6 +159,26 @@ class PushProtocol:
         first one); the transport unsyncs its symbols itself."""
 
 
+class Pacer:
+    """Starts spaced ``1 / rate`` seconds apart, in order of arrival (``rate`` 0: no limit).  ``delayed``
+    counts the starts that had to wait."""
+
+    def __init__(self, rate: float) -> None:
+        self.gap = 1.0 / rate if rate > 0 else 0.0
+        self.next = 0.0
+        self.delayed = 0
+
+    async def wait(self) -> None:
+        if not self.gap:
+            return
+        now = time.monotonic()
+        start = max(now, self.next)
+        self.next = start + self.gap
+        if start > now:
+            self.delayed += 1
+            await asyncio.sleep(start - now)
+
+
 @dataclass(eq=False)
 class PushConn:
     """One socket of the adapter and the topics it carries."""
@@ -165,6 +194,7 @@ class PushConn:
     ping_sent: float = 0.0
     lock: Any = None  # asyncio.Lock serialising sends (created on the loop)
     pending: dict[str, tuple[str, list[str]]] = field(default_factory=dict)  # req id -> op, symbols
+    sent: deque[float] = field(default_factory=deque)  # when its requests of the budget window went out
 
 
 def plan_topics(protocol: PushProtocol, symbols: list[str]) -> list[tuple[list[Topic], list[str]]]:
@@ -207,12 +237,16 @@ class PushSockets:
     _ids: Any
     _q: Any
     _wake: asyncio.Event
+    requests_deferred: int
+    _request_pacer: Pacer
+    _connect_pacer: Pacer
 
     def _enqueue(self, c: PushConn, ts: int, data: bytes) -> None:
         raise NotImplementedError
 
     async def _connect(self, c: PushConn, first: bool = False) -> None:
         assert self._session is not None
+        await self._connect_pacer.wait()
         try:
             c.ws = await self._session.ws_connect(c.url, autoping=True, max_msg_size=64 * 2**20)
         except aiohttp.WSServerHandshakeError as exc:
@@ -246,7 +280,26 @@ class PushSockets:
             if op == "subscribe":
                 for s in syms:
                     self.stats[s].last_fetch = now
+            await self._within_budget(c)
+            await self._request_pacer.wait()
             await self._send(c, text)
+
+    async def _within_budget(self, c: PushConn) -> None:
+        """Wait until connection ``c`` may send one more request within ``requests_per_window``."""
+        n, window = self.protocol.requests_per_window, self.protocol.request_window
+        if n <= 0 or not self.config.pace:
+            return
+        while True:
+            now = time.monotonic()
+            while c.sent and c.sent[0] <= now - window:
+                c.sent.popleft()
+            if len(c.sent) < n:
+                c.sent.append(now)
+                return
+            self.requests_deferred += 1
+            log.warning("event=request_budget venue=%s conn=%d wait=%.1f", self.venue.name, c.cid,
+                        c.sent[0] + window - now)
+            await asyncio.sleep(c.sent[0] + window - now)
 
     async def _run_conn(self, c: PushConn) -> None:
         attempt = 0

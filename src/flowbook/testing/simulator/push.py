@@ -70,6 +70,7 @@ class PushSimulator:
         self._beats = getattr(renderer, "heartbeat", None)
         self.host, self.port, self.chunk = host, port, chunk
         self.stats: Counter[str] = Counter()
+        self.arrivals: dict[str, list[float]] = {"connect": [], "request": []}  # monotonic times, as a venue's limiter sees them
         self.done = asyncio.Event()
         self.position = 0
         self._topics: dict[tuple[str, int], _Topic] = {}
@@ -142,6 +143,7 @@ class PushSimulator:
         if self._refuse > 0 or self._down > 0:
             self.stats["refused"] += 1
             return web.Response(status=503, text="service unavailable")
+        self.arrivals["connect"].append(time.monotonic())
         c = _Conn(web.WebSocketResponse(autoping=True, max_msg_size=1 << 20))
         await c.ws.prepare(request)
         self._conns.add(c)
@@ -162,6 +164,7 @@ class PushSimulator:
             if self.answer_pings:
                 await self._send(c, r.pong(req))
             return
+        self.arrivals["request"].append(time.monotonic())
         if req.op == "unsubscribe":
             for t in req.topics:
                 c.subs.pop((t.symbol, t.channel), None)

@@ -32,9 +32,10 @@ FULL = 1_000_000_000  # a depth meaning "every level" (Coinbase's level2 is the 
 
 
 def live_config(ws_url: str, **kw: Any) -> LiveConfig:
-    """Options for a client of the simulator: reconnects and resyncs in tens of milliseconds."""
+    """Options for a client of the simulator: reconnects and resyncs in tens of milliseconds, and no pacing
+    to the venue's request rates (a fault test resyncs hundreds of times a minute)."""
     base: dict[str, Any] = dict(ws_url=ws_url, reconnect_base=0.02, reconnect_cap=0.2, resync_idle=0.3,
-                                queue_size=10**6)
+                                queue_size=10**6, pace=False)
     base.update(kw)
     return LiveConfig(**base)
 

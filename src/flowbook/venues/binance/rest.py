@@ -260,6 +260,7 @@ class LiveConfig:
     rest_timeout: float = 10.0
     resync_idle: float = 2.0  # an unsynced symbol without diffs still fetches a snapshot this often
     validate_symbols: bool = True
+    pace: bool = True  # push venues: keep to the venue's per-IP request and connection rates (off: tests)
 
 
 def _streams_of(venue: Venue, sym: str, cfg: LiveConfig) -> list[tuple[str, str]]:

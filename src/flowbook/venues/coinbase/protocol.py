@@ -44,6 +44,8 @@ class CoinbaseProtocol(PushProtocol):
     topics_per_connection = 1  # every product on its own socket (``sequence_num`` counts per socket)
     ping_interval = 60.0  # unused: ping() is None
     whole_connection = True
+    requests_per_second = 8.0  # unauthenticated messages per IP ("WebSocket Rate Limits")
+    connections_per_second = 8.0  # new connections per IP
 
     def topics(self, symbol: str) -> list[Topic]:
         cfg = self.config

@@ -56,6 +56,9 @@ class OkxProtocol(PushProtocol):
 
     topics_per_request = 100
     ping_interval = 25.0
+    connections_per_second = 3.0  # new connections per IP
+    requests_per_window = 480  # subscribe/unsubscribe requests per connection and hour
+    request_window = 3600.0
 
     def __init__(self, venue: Venue, depth: int, config: LiveConfig) -> None:
         super().__init__(venue, depth, config)
