@@ -55,7 +55,6 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import flowbook  # noqa: E402
 from flowbook.live import LiveRunner  # noqa: E402
-from flowbook.live.values import LatencyBook  # noqa: E402
 
 DIFF_MS = 100.0
 
@@ -126,8 +125,7 @@ async def _client(port: int, n: int, seconds: float, warmup: float,
         await asyncio.sleep(warmup)
         # fresh latency windows large enough for the whole measurement
         size = int(seconds * 1000 / DIFF_MS * 4) + 4096
-        runner._lat_feat = LatencyBook(len(syms), size)
-        runner._lat_ex = LatencyBook(len(syms), size)
+        runner.reset_latencies(size)
         st0 = {s: (x.messages, x.dropped, x.gaps) for s, x in runner.adapter.stats.items()}
         prof = cProfile.Profile() if profile is not None else None
         c0, w0 = _cpu(), time.monotonic()
@@ -141,8 +139,9 @@ async def _client(port: int, n: int, seconds: float, warmup: float,
             profile.mkdir(parents=True, exist_ok=True)
             prof.dump_stats(profile / f"live_{n}.prof")
         queue_end = runner.adapter.queue_depth
-        feat = [runner._lat_feat.samples(i) for i in range(len(syms))]
-        exr = np.concatenate([runner._lat_ex.samples(i) for i in range(len(syms))])
+        kept = [runner.latency_samples(s) for s in syms]
+        feat = [k[1] for k in kept]
+        exr = np.concatenate([k[0] for k in kept])
         stats = runner.adapter.stats
         msgs = sum(stats[s].messages - st0[s][0] for s in syms)
         dropped = sum(stats[s].dropped - st0[s][1] for s in syms)

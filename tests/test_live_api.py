@@ -45,6 +45,11 @@ def test_async_iterator_callbacks_and_views(recording: Path) -> None:
                 await wait_caught_up(feed, sim)
                 book = feed.book("AAAUSDT", depth=10)
                 status = feed.status()["AAAUSDT"]
+                ex, ft = feed.latency_samples("AAAUSDT")
+                assert len(ft) == min(status.rows, 4096) and len(ex) > 0 and (ft > 0).all()
+                feed.reset_latencies(16)
+                assert [len(x) for x in feed.latency_samples("AAAUSDT")] == [0, 0]
+                assert math.isnan(feed.status()["AAAUSDT"].receive_to_features_p50_ms)
             rest = [s async for s in stream]  # the iterator ends once the feed is closed
             return got + rest, events, book, status, feed.callback_errors, feed
 

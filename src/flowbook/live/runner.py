@@ -228,6 +228,18 @@ class LiveRunner:
                                   ex[0], ex[1], ft[0], ft[1], getattr(st, "duplicates", 0))
         return out
 
+    def reset_latencies(self, size: int = 4096) -> None:
+        """Start both latency records afresh, keeping the last ``size`` samples a symbol (e.g. to measure a
+        window; :meth:`status` reports percentiles of what is kept)."""
+        self._lat_ex = LatencyBook(len(self.symbols), size)
+        self._lat_feat = LatencyBook(len(self.symbols), size)
+
+    def latency_samples(self, symbol: str) -> tuple[np.ndarray, np.ndarray]:
+        """The kept latency samples of ``symbol`` in ns, oldest first: ``(exchange -> receive, receive ->
+        features)``."""
+        i = self._index[symbol]
+        return self._lat_ex.samples(i), self._lat_feat.samples(i)
+
     def ticker(self, symbol: str) -> Ticker24h | None:
         """The symbol's latest 24 h ticker (``None`` before the first, or when the venue has none)."""
         got = self.adapter.ticker(symbol) if hasattr(self.adapter, "ticker") else None
