@@ -444,7 +444,7 @@ def set_level(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, h
     return OK
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def maybe_recenter(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, hvb: np.ndarray,
                    hka: np.ndarray, hva: np.ndarray) -> int:
     """Recenter on the mid when the touch has drifted within W/8 of a window edge."""

@@ -305,3 +305,45 @@ def _top_levels_slow(st, lb, la, hkb, hvb, hka, hva, side, n, out_px, out_qty):
         bound = out_px[m]
         m += 1
     return m
+
+
+# Inlined front doors for the feature kernel's per-row reads.  A call of a compiled function passes every
+# array as a struct of seven words, so a call with nine arrays costs more than the read itself; these
+# inline the common case (the touch and the limit inside the window, the levels asked for all in the
+# ladder) and call the full function for the rest, whose result is the same.
+@njit(cache=True, inline="always")
+def top_levels_fast(st, lb, la, hkb, hvb, hka, hva, side, n, out_px, out_qty):
+    """:func:`top_levels`, the ladder case inlined."""
+    base = st[ST_BASE]
+    w = lb.shape[0]
+    if side > 0:
+        t = st[ST_BEST_BID]
+        if t != NO_BID and n > 0 and base <= t < base + w:
+            m = _ladder_top(st, lb, w, 0, t - base, n, base, out_px, out_qty)
+            if m >= n or st[ST_HB_LIVE] == 0:
+                return m
+    else:
+        t = st[ST_BEST_ASK]
+        if t != NO_ASK and n > 0 and base <= t < base + w:
+            m = _ladder_top(st, la, w, 1, t - base, n, base, out_px, out_qty)
+            if m >= n or st[ST_HA_LIVE] == 0:
+                return m
+    return top_levels(st, lb, la, hkb, hvb, hka, hva, side, n, out_px, out_qty)
+
+
+@njit(cache=True, inline="always")
+def band_depth_fast(st, lb, la, hkb, hvb, hka, hva, side, limit):
+    """:func:`band_depth`, the case of a touch and limit inside the window inlined."""
+    base = st[ST_BASE]
+    w = lb.shape[0]
+    if side > 0:
+        t = st[ST_BEST_BID]
+        if t != NO_BID and limit <= t < base + w and base <= limit:
+            tot, wsum = ladder_sum(st, lb, 0, limit - base, t - base)
+            return tot, float(tot * base + wsum)
+    else:
+        t = st[ST_BEST_ASK]
+        if t != NO_ASK and base <= t <= limit < base + w:
+            tot, wsum = ladder_sum(st, la, 1, t - base, limit - base)
+            return tot, float(tot * base + wsum)
+    return band_depth(st, lb, la, hkb, hvb, hka, hva, side, limit)

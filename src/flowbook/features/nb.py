@@ -192,7 +192,7 @@ def _decay_sum(fs, px, q, n, midt, c, side):
     return acc
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _book_features(p, fs, fi, out_f, row, arrays, bpx, bq, apx, aq, fresh):
     st, lb, la, hkb, hvb, hka, hva = arrays
     n = int(p[P_NLEVELS])
@@ -200,8 +200,8 @@ def _book_features(p, fs, fi, out_f, row, arrays, bpx, bq, apx, aq, fresh):
         nb_ = fi[S_NB]
         na_ = fi[S_NA]
     else:
-        nb_ = rd.top_levels(st, lb, la, hkb, hvb, hka, hva, 1, n, bpx, bq)
-        na_ = rd.top_levels(st, lb, la, hkb, hvb, hka, hva, -1, n, apx, aq)
+        nb_ = rd.top_levels_fast(st, lb, la, hkb, hvb, hka, hva, 1, n, bpx, bq)
+        na_ = rd.top_levels_fast(st, lb, la, hkb, hvb, hka, hva, -1, n, apx, aq)
     pxs = p[P_PX_NUM] / p[P_PX_DEN]
     qs = p[P_Q_NUM] / p[P_Q_DEN]
     mult = p[P_MULT]
@@ -286,8 +286,8 @@ def _book_features(p, fs, fi, out_f, row, arrays, bpx, bq, apx, aq, fresh):
         band = p[P_BAND_BPS] * 1e-4
         lo = int(math.ceil(midt * (1.0 - band) - 1e-9))
         hi = int(math.floor(midt * (1.0 + band) + 1e-9))
-        bl, bn = rd.band_depth(st, lb, la, hkb, hvb, hka, hva, 1, lo)
-        al, an = rd.band_depth(st, lb, la, hkb, hvb, hka, hva, -1, hi)
+        bl, bn = rd.band_depth_fast(st, lb, la, hkb, hvb, hka, hva, 1, lo)
+        al, an = rd.band_depth_fast(st, lb, la, hkb, hvb, hka, hva, -1, hi)
         o[C_BID_DEPTH_BPS] = bl * qs
         o[C_ASK_DEPTH_BPS] = al * qs
         if inverse:
@@ -305,7 +305,7 @@ def _book_features(p, fs, fi, out_f, row, arrays, bpx, bq, apx, aq, fresh):
     return mid
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _ofi_update(fs, fi, arrays, bpx, bq, apx, aq, levels):
     """Accumulate event-level OFI and MLOFI for the state change since the previous message.
 
@@ -314,8 +314,8 @@ def _ofi_update(fs, fi, arrays, bpx, bq, apx, aq, levels):
     """
     st, lb, la, hkb, hvb, hka, hva = arrays
     m = MLOFI_LEVELS
-    nb_ = rd.top_levels(st, lb, la, hkb, hvb, hka, hva, 1, levels, bpx, bq)
-    na_ = rd.top_levels(st, lb, la, hkb, hvb, hka, hva, -1, levels, apx, aq)
+    nb_ = rd.top_levels_fast(st, lb, la, hkb, hvb, hka, hva, 1, levels, bpx, bq)
+    na_ = rd.top_levels_fast(st, lb, la, hkb, hvb, hka, hva, -1, levels, apx, aq)
     fi[S_NB] = nb_
     fi[S_NA] = na_
     has_prev = fi[S_HAS_PREV] != 0
@@ -370,7 +370,7 @@ def _ring_push(fs, fi, ring, d, qp, q):
         fi[S_RING_N] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _emit(p, fs, fi, out_f, out_i, ring, ts, arrays, bpx, bq, apx, aq, fresh):
     row = fi[S_ROWS]
     _book_features(p, fs, fi, out_f, row, arrays, bpx, bq, apx, aq, fresh)
