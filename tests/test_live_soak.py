@@ -5,8 +5,6 @@ its bound (DecimalGrid caches, queues, sequencer buffers, pending frames, trade-
 from __future__ import annotations
 
 import asyncio
-import gc
-import os
 import time
 from dataclasses import replace
 
@@ -16,6 +14,7 @@ import flowbook.events.instrument as instrument
 from flowbook.live import LiveRunner
 from flowbook.testing import write_recording
 from flowbook.testing.simulator import BinanceSimulator, SimSource, load_source
+from flowbook.testing.simulator.check import grid_cache_max, memory_after_warmup, sample_memory
 from flowbook.venues.binance.live import LiveConfig
 
 N_SYMBOLS = 40
@@ -23,18 +22,12 @@ SIM_SECONDS = 2 * 3600.0
 SPEED = 300.0  # 2 h in 24 s
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
 def _sizes(runner: LiveRunner) -> dict[str, int]:
     """The sizes of everything per symbol that could grow with time."""
     a, feed = runner.adapter, runner.adapter.feed
     syms = feed.symbols.values()
-    grids = [g for s in syms for g in (s.px, s.qty) if g is not None]
     return {
-        "grid_cache_max": max((len(g._cache) for g in grids), default=0),
+        "grid_cache_max": grid_cache_max(syms),
         "queue": a.queue_depth,
         "control": len(a._control),
         "seq_buffer": sum(len(s.seq._buffer) for s in syms if s.seq is not None),
@@ -78,10 +71,7 @@ def test_memory_is_flat_over_simulated_hours(source: SimSource, monkeypatch: pyt
             await runner.start()
             try:
                 n = len(source.broadcast())
-                while not sim.done.is_set():
-                    await asyncio.sleep(0.5)
-                    gc.collect()
-                    samples.append((sim.position / n, _rss_mb(), _sizes(runner)))
+                samples.extend(await sample_memory(sim, runner, n, _sizes))
             finally:
                 await runner.stop()
         return runner, sim
@@ -89,11 +79,8 @@ def test_memory_is_flat_over_simulated_hours(source: SimSource, monkeypatch: pyt
     t = time.monotonic()
     runner, sim = asyncio.run(go())
     wall = time.monotonic() - t
-    warm = [s for s in samples if s[0] >= 0.25]
+    warm, rss, growth, late = memory_after_warmup(samples)
     assert len(warm) >= 10, f"too few samples after warm-up ({len(samples)} in {wall:.0f} s)"
-    rss = [r for _, r, _ in warm]
-    growth = rss[-1] - min(rss[: len(rss) // 3])
-    late = rss[-1] - rss[len(rss) // 2]
     print(f"soak: {wall:.1f} s wall, {sim.position:,} frames, RSS {rss[0]:.0f} -> {rss[-1]:.0f} MB "
           f"(max {max(rss):.0f}), sizes at end {warm[-1][2]}")
     assert growth < 25.0 and late < 6.0, f"RSS grew {growth:.1f} MB after warm-up, {late:.1f} MB in the second half: {rss}"

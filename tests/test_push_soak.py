@@ -7,8 +7,6 @@ windows, issue lists, conversion caches)."""
 from __future__ import annotations
 
 import asyncio
-import gc
-import os
 import time
 from dataclasses import replace
 
@@ -17,6 +15,7 @@ import pytest
 import flowbook.events.instrument as instrument
 from flowbook.live import LiveRunner
 from flowbook.testing.simulator.bybit import BybitRenderer
+from flowbook.testing.simulator.check import grid_cache_max, memory_after_warmup, sample_memory
 from flowbook.testing.simulator.push import PushSimulator
 from flowbook.testing.simulator.pushcheck import differences, live_config, wait_books
 from flowbook.testing.simulator.pushtruth import PushFaultPlan, PushMarket
@@ -27,18 +26,12 @@ SPEED = 300.0  # 2 h in 24 s
 DEPTH = 50
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
 def _sizes(runner: LiveRunner) -> dict[str, int]:
     """The sizes of everything that could grow with time."""
     a, feed = runner.adapter, runner.adapter.feed
     syms = feed.symbols.values()
-    grids = [g for s in syms for g in (s.px, s.qty) if g is not None]
     return {
-        "grid_cache_max": max((len(g._cache) for g in grids), default=0),
+        "grid_cache_max": grid_cache_max(syms),
         "queue": a.queue_depth,
         "due": len(a._due),
         "awaiting_answers": sum(len(c.pending) for c in a.connections),
@@ -74,10 +67,7 @@ def test_push_transport_memory_is_flat_over_simulated_hours(market: PushMarket,
             await runner.start()
             try:
                 n = len(market.steps)
-                while not sim.done.is_set():
-                    await asyncio.sleep(0.5)
-                    gc.collect()
-                    samples.append((sim.position / n, _rss_mb(), _sizes(runner)))
+                samples.extend(await sample_memory(sim, runner, n, _sizes))
                 diffs = await wait_books(runner, sim, DEPTH, timeout=30)
             finally:
                 await runner.stop()
@@ -86,11 +76,8 @@ def test_push_transport_memory_is_flat_over_simulated_hours(market: PushMarket,
     t = time.monotonic()
     runner, sim, diffs = asyncio.run(go())
     wall = time.monotonic() - t
-    warm = [s for s in samples if s[0] >= 0.25]
+    warm, rss, growth, late = memory_after_warmup(samples)
     assert len(warm) >= 10, f"too few samples after warm-up ({len(samples)} in {wall:.0f} s)"
-    rss = [r for _, r, _ in warm]
-    growth = rss[-1] - min(rss[: len(rss) // 3])
-    late = rss[-1] - rss[len(rss) // 2]
     st = runner.adapter.stats
     print(f"push soak: {wall:.1f} s wall, {sim.position:,} steps, {sum(plan.applied.values())} faults, "
           f"{sum(s.resyncs for s in st.values())} resyncs, RSS {rss[0]:.0f} -> {rss[-1]:.0f} MB "

@@ -57,11 +57,15 @@ OK = 0
 NEED_GROW = 2
 
 
+@njit(cache=True)
 def n_blocks(window: int) -> int:
+    """Blocks of ``BLK`` ticks (block sums) of a ladder ``window`` ticks wide."""
     return max(1, (window + BLK - 1) >> BLK_SHIFT)
 
 
+@njit(cache=True)
 def n_words(window: int) -> int:
+    """64-bit words of an occupancy bitmap of a ladder ``window`` ticks wide."""
     return max(1, (window + 63) >> 6)
 
 
@@ -95,7 +99,7 @@ def ctlz(typingctx, x):
 @njit(cache=True, inline="always")
 def occ_off(w, k):
     """Index in ``st`` of the first bitmap word of side ``k`` (0 bids, 1 asks) for ladder width ``w``."""
-    return ST_SIZE + 4 * max(1, (w + BLK - 1) >> BLK_SHIFT) + k * max(1, (w + 63) >> 6)
+    return ST_SIZE + 4 * n_blocks(w) + k * n_words(w)
 
 
 @njit(cache=True, inline="always")
@@ -128,7 +132,7 @@ def occ_above(st, w, k, i):
     if i >= w:
         return w
     o = occ_off(w, k)
-    nw = max(1, (w + 63) >> 6)
+    nw = n_words(w)
     wi = i >> 6
     wd = st[o + wi] & (np.int64(-1) << (i & 63))
     while wd == 0:
@@ -142,7 +146,7 @@ def occ_above(st, w, k, i):
 @njit(cache=True, inline="always")
 def _blk_add(st, w, k, i, d):
     """Add ``d`` lots at ladder index ``i`` to the block sums ``k`` (0 bids, 1 asks)."""
-    nblk = max(1, (w + BLK - 1) >> BLK_SHIFT)
+    nblk = n_blocks(w)
     b = ST_SIZE + 2 * k * nblk + (i >> BLK_SHIFT)
     st[b] += d
     st[b + nblk] += d * i
@@ -311,9 +315,9 @@ def apply_levels(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray
     """
     n = ev.shape[0]
     w = lb.shape[0]
-    nblk = max(1, (w + BLK - 1) >> BLK_SHIFT)
+    nblk = n_blocks(w)
     ob = occ_off(w, 0)
-    nw = max(1, (w + 63) >> 6)
+    nw = n_words(w)
     ts_l = ev[i]["ts_local"]
     ts_e = ev[i]["ts_exchange"]
     j = i

@@ -11,6 +11,8 @@ Reference twin: :class:`flowbook.book.reference.ReferenceBook` (``get``, ``level
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -27,6 +29,8 @@ from .nb import (
     ST_SIZE,
     ctlz,
     cttz,
+    n_blocks,
+    n_words,
     occ_off,
 )
 
@@ -73,7 +77,7 @@ def ladder_sum(st, lad, k, i0, i1):
     (``0 <= i0``): the whole blocks from their sums, the edge blocks by :func:`_part`."""
     if i1 < i0:
         return 0, 0
-    nblk = max(1, (lad.shape[0] + BLK - 1) >> BLK_SHIFT)
+    nblk = n_blocks(lad.shape[0])
     off_q = ST_SIZE + 2 * k * nblk
     b0 = i0 >> BLK_SHIFT
     b1 = i1 >> BLK_SHIFT
@@ -91,6 +95,14 @@ def ladder_sum(st, lad, k, i0, i1):
     return tot, wsum
 
 
+@njit(cache=True, inline="always")
+def band_limits(bb, ba, bps):
+    """Bid and ask limit ticks of the band of ``bps`` around the mid of touch ticks ``bb``/``ba``: the bids
+    at or above the first, the asks at or below the second (the core features' depth within bps)."""
+    m = (bb + ba) / 2.0
+    return math.ceil(m * (1.0 - bps * 1e-4) - 1e-9), math.floor(m * (1.0 + bps * 1e-4) + 1e-9)
+
+
 @njit(cache=True)
 def band_depth(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, hvb: np.ndarray,
                hka: np.ndarray, hva: np.ndarray, side: int, limit: int) -> tuple[int, float]:
@@ -98,6 +110,16 @@ def band_depth(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, 
 
     Bids count ticks ``>= limit``; asks count ticks ``<= limit``.
     """
+    return band_depth_fast(st, lb, la, hkb, hvb, hka, hva, side, limit)
+
+
+# Inlined front doors for the feature kernel's per-row reads.  A call of a compiled function passes every
+# array as a struct of seven words, so a call with nine arrays costs more than the read itself; these
+# inline the common case (the touch inside the window, the levels asked for in the ladder) and call out
+# for the rest.  The public functions are these doors behind one call.
+@njit(cache=True, inline="always")
+def band_depth_fast(st, lb, la, hkb, hvb, hka, hva, side, limit):
+    """:func:`band_depth`, inlined."""
     base = st[ST_BASE]
     w = lb.shape[0]
     if side > 0:
@@ -108,11 +130,7 @@ def band_depth(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, 
             tot, wsum = ladder_sum(st, lb, 0, max(limit - base, 0), t - base)
             notional = float(tot * base + wsum)
             if limit < base and st[ST_HB_LIVE] > 0:
-                for j in range(hkb.shape[0]):
-                    k = hkb[j]
-                    if k > TOMB and limit <= k < base:
-                        tot += hvb[j]
-                        notional += float(hvb[j]) * float(k)
+                return _hash_band(hkb, hvb, limit, base - 1, tot, notional)
             return tot, notional
         return _scan_all(st, lb, hkb, hvb, limit, True)
     t = st[ST_BEST_ASK]
@@ -122,13 +140,20 @@ def band_depth(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, 
         tot, wsum = ladder_sum(st, la, 1, t - base, min(limit - base, w - 1))
         notional = float(tot * base + wsum)
         if limit >= base + w and st[ST_HA_LIVE] > 0:
-            for j in range(hka.shape[0]):
-                k = hka[j]
-                if k > TOMB and base + w <= k <= limit:
-                    tot += hva[j]
-                    notional += float(hva[j]) * float(k)
+            return _hash_band(hka, hva, base + w, limit, tot, notional)
         return tot, notional
     return _scan_all(st, la, hka, hva, limit, False)
+
+
+@njit(cache=True)
+def _hash_band(keys, vals, lo, hi, tot, notional):
+    """``tot``/``notional`` plus the far levels (hash) at ticks ``[lo, hi]``."""
+    for j in range(keys.shape[0]):
+        k = keys[j]
+        if k > TOMB and lo <= k <= hi:
+            tot += vals[j]
+            notional += float(vals[j]) * float(k)
+    return tot, notional
 
 
 @njit(cache=True)
@@ -202,7 +227,7 @@ def _ladder_top(st, lad, w, k, i, n, base, out_px, out_qty):
                 break
             wd = st[o + wi]
     else:
-        nw = max(1, (w + 63) >> 6)
+        nw = n_words(w)
         wd = st[o + wi] & (np.int64(-1) << (i & 63))
         while m < n:
             while wd != 0 and m < n:
@@ -223,24 +248,22 @@ def top_levels(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, 
                hka: np.ndarray, hva: np.ndarray, side: int, n: int, out_px: np.ndarray,
                out_qty: np.ndarray) -> int:
     """Write the best ``n`` levels of ``side`` (best first) into ``out_px``/``out_qty``; returns count."""
+    return top_levels_fast(st, lb, la, hkb, hvb, hka, hva, side, n, out_px, out_qty)
+
+
+@njit(cache=True, inline="always")
+def top_levels_fast(st, lb, la, hkb, hvb, hka, hva, side, n, out_px, out_qty):
+    """:func:`top_levels`, inlined (a front door: see :func:`band_depth_fast`)."""
     base = st[ST_BASE]
     w = lb.shape[0]
-    m = 0
     if side > 0:
         t = st[ST_BEST_BID]
         if t == NO_BID or n <= 0:
             return 0
         if base <= t < base + w:
             m = _ladder_top(st, lb, w, 0, t - base, n, base, out_px, out_qty)
-            bound = base
-            while m < n and st[ST_HB_LIVE] > 0:
-                k, q = _hash_next(hkb, hvb, bound, True)
-                if q == 0:
-                    break
-                out_px[m] = k
-                out_qty[m] = q
-                m += 1
-                bound = k
+            if m < n and st[ST_HB_LIVE] > 0:
+                return _hash_top(hkb, hvb, base, True, n, m, out_px, out_qty)
             return m
     else:
         t = st[ST_BEST_ASK]
@@ -248,18 +271,25 @@ def top_levels(st: np.ndarray, lb: np.ndarray, la: np.ndarray, hkb: np.ndarray, 
             return 0
         if base <= t < base + w:
             m = _ladder_top(st, la, w, 1, t - base, n, base, out_px, out_qty)
-            bound = base + w - 1
-            while m < n and st[ST_HA_LIVE] > 0:
-                k, q = _hash_next(hka, hva, bound, False)
-                if q == 0:
-                    break
-                out_px[m] = k
-                out_qty[m] = q
-                m += 1
-                bound = k
+            if m < n and st[ST_HA_LIVE] > 0:
+                return _hash_top(hka, hva, base + w - 1, False, n, m, out_px, out_qty)
             return m
     # slow path: the touch lies outside the window (only after unusual moves); merge everything
     return _top_levels_slow(st, lb, la, hkb, hvb, hka, hva, side, n, out_px, out_qty)
+
+
+@njit(cache=True)
+def _hash_top(keys, vals, bound, bids, n, m, out_px, out_qty):
+    """Levels ``m ..`` of the best ``n`` from the far-level hash, beyond the window edge ``bound``."""
+    while m < n:
+        k, q = _hash_next(keys, vals, bound, bids)
+        if q == 0:
+            break
+        out_px[m] = k
+        out_qty[m] = q
+        m += 1
+        bound = k
+    return m
 
 
 @njit(cache=True)
@@ -306,44 +336,3 @@ def _top_levels_slow(st, lb, la, hkb, hvb, hka, hva, side, n, out_px, out_qty):
         m += 1
     return m
 
-
-# Inlined front doors for the feature kernel's per-row reads.  A call of a compiled function passes every
-# array as a struct of seven words, so a call with nine arrays costs more than the read itself; these
-# inline the common case (the touch and the limit inside the window, the levels asked for all in the
-# ladder) and call the full function for the rest, whose result is the same.
-@njit(cache=True, inline="always")
-def top_levels_fast(st, lb, la, hkb, hvb, hka, hva, side, n, out_px, out_qty):
-    """:func:`top_levels`, the ladder case inlined."""
-    base = st[ST_BASE]
-    w = lb.shape[0]
-    if side > 0:
-        t = st[ST_BEST_BID]
-        if t != NO_BID and n > 0 and base <= t < base + w:
-            m = _ladder_top(st, lb, w, 0, t - base, n, base, out_px, out_qty)
-            if m >= n or st[ST_HB_LIVE] == 0:
-                return m
-    else:
-        t = st[ST_BEST_ASK]
-        if t != NO_ASK and n > 0 and base <= t < base + w:
-            m = _ladder_top(st, la, w, 1, t - base, n, base, out_px, out_qty)
-            if m >= n or st[ST_HA_LIVE] == 0:
-                return m
-    return top_levels(st, lb, la, hkb, hvb, hka, hva, side, n, out_px, out_qty)
-
-
-@njit(cache=True, inline="always")
-def band_depth_fast(st, lb, la, hkb, hvb, hka, hva, side, limit):
-    """:func:`band_depth`, the case of a touch and limit inside the window inlined."""
-    base = st[ST_BASE]
-    w = lb.shape[0]
-    if side > 0:
-        t = st[ST_BEST_BID]
-        if t != NO_BID and limit <= t < base + w and base <= limit:
-            tot, wsum = ladder_sum(st, lb, 0, limit - base, t - base)
-            return tot, float(tot * base + wsum)
-    else:
-        t = st[ST_BEST_ASK]
-        if t != NO_ASK and base <= t <= limit < base + w:
-            tot, wsum = ladder_sum(st, la, 1, t - base, limit - base)
-            return tot, float(tot * base + wsum)
-    return band_depth(st, lb, la, hkb, hvb, hka, hva, side, limit)

@@ -283,9 +283,7 @@ def _book_features(p, fs, fi, out_f, row, arrays, bpx, bq, apx, aq, fresh):
         wb = _decay_sum(fs, bpx, bq, nb_, midt, c, 1)
         wa = _decay_sum(fs, apx, aq, na_, midt, c, -1)
         o[C_IMB_DW] = (wb - wa) / (wb + wa) if wb + wa > 0 else nan
-        band = p[P_BAND_BPS] * 1e-4
-        lo = int(math.ceil(midt * (1.0 - band) - 1e-9))
-        hi = int(math.floor(midt * (1.0 + band) + 1e-9))
+        lo, hi = rd.band_limits(bpx[0], apx[0], p[P_BAND_BPS])
         bl, bn = rd.band_depth_fast(st, lb, la, hkb, hvb, hka, hva, 1, lo)
         al, an = rd.band_depth_fast(st, lb, la, hkb, hvb, hka, hva, -1, hi)
         o[C_BID_DEPTH_BPS] = bl * qs

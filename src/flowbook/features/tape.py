@@ -25,6 +25,7 @@ from numba import njit
 from ..book import L2Book, window_for
 from ..book import nb as bk
 from ..book import readnb as rd
+from ..book.readnb import band_limits
 from ..events import Flag, Kind
 from .impact import walk_nb
 
@@ -41,13 +42,6 @@ LEVELS, WALK = 1, 2
 W_FIELDS = ("lots", "cost", "used", "last", "rem", "read", "read_last", "best", "too_large")
 FIRST_READ = 256  # levels read first for a walk; ×4 while the walk takes them all (impact.book_cost)
 _LIMIT = float(2**62)
-
-
-@njit(cache=True, inline="always")
-def band_limits(bb, ba, bps):
-    """Bid and ask limit ticks of the band of ``bps`` around the mid (the core features' rule)."""
-    m = (bb + ba) / 2.0
-    return math.ceil(m * (1.0 - bps * 1e-4) - 1e-9), math.floor(m * (1.0 + bps * 1e-4) + 1e-9)
 
 
 @njit(cache=True)

@@ -68,9 +68,9 @@ def split_batch(ev, out, sid_index, engine_of, lat_buf, lat_count, starts, ends,
 
 
 @njit(cache=True)
-def note_rows(f, ii, row_end, sidx, now, lat_buf, lat_count, nrows, latest_f, latest_i, has_latest):
+def note_rows(f, ii, row_end, sidx, now, lat_buf, lat_count, nrows, latest_f, latest_i):
     """File a batch's feature rows per symbol: receive -> features latency (``now`` minus the row's receive
-    time), the row count, and the symbol's latest row."""
+    time), the row count, and the symbol's latest row (there is one when its count is not 0)."""
     a = 0
     for r in range(row_end.shape[0]):
         b = row_end[r]
@@ -81,5 +81,4 @@ def note_rows(f, ii, row_end, sidx, now, lat_buf, lat_count, nrows, latest_f, la
             nrows[s] += b - a
             latest_f[s, :] = f[b - 1, :]
             latest_i[s, :] = ii[b - 1, :]
-            has_latest[s] = True
         a = b

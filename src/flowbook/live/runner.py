@@ -90,7 +90,6 @@ class LiveRunner:
                       StoreSink(store, v.name, features=self.feature_config if compute_features else None,
                                 columns=FEATURE_COLUMNS if compute_features else (),
                                 interval_ns=self.feature_config.interval_ns, **(store_options or {})))
-        self._engines: dict[str, FeatureEngine] = {}
         self._group = EngineGroup(self.feature_config)
         self._index = {s: i for i, s in enumerate(syms)}  # the runner's symbol index
         self._sid_index = np.zeros(0, np.int64)  # adapter symbol id -> symbol index (-1: not ours, -2: not seen)
@@ -102,7 +101,6 @@ class LiveRunner:
         self._nrows = np.zeros(len(syms), np.int64)
         self._latest_f = np.full((len(syms), fk.NCOLS), np.nan)  # each symbol's last feature row
         self._latest_i = np.zeros((len(syms), fk.NICOLS), np.int64)
-        self._has_latest = np.zeros(len(syms), bool)
         self._trusted: dict[str, tuple[int, int]] = {}
         self._split: tuple[np.ndarray, ...] = (np.empty(0, EVENT_DTYPE),)  # split_batch's buffers
         self._feature_cbs: list[Callable[[FeatureSnapshot], None]] = []
@@ -195,17 +193,17 @@ class LiveRunner:
     # -- reads
     def latest(self, symbol: str) -> FeatureSnapshot | None:
         i = self._index.get(symbol)
-        if i is None or not self._has_latest[i]:
+        if i is None or not self._nrows[i]:
             return None
         return self._snapshot(symbol, self._latest_f[i], self._latest_i[i])
 
     def last_update_id(self, symbol: str) -> int | None:
         i = self._index.get(symbol)
-        return None if i is None or not self._has_latest[i] else int(self._latest_i[i, _I_UPDATE])
+        return None if i is None or not self._nrows[i] else int(self._latest_i[i, _I_UPDATE])
 
     def book(self, symbol: str, depth: int = 20) -> BookView:
         """The best ``depth`` levels a side (needs ``compute_features``)."""
-        eng = self._engines.get(symbol)
+        eng = self._engine(symbol)
         synced = self.adapter.synced(symbol)
         if eng is None or eng.book is None:
             return BookView(symbol, synced, -1, (), (), None, None)
@@ -251,10 +249,18 @@ class LiveRunner:
         return None if got is None else OpenInterestValue.from_message(self.venue.name, *got)
 
     # -- the engine side
+    def _engine(self, symbol: str) -> FeatureEngine | None:
+        i = self._index.get(symbol)
+        e = -1 if i is None else int(self._engine_of[i])
+        return None if e < 0 else self._group.engines[e]
+
     def _grid(self, symbol: str) -> tuple[DecimalGrid, DecimalGrid]:
         g = self._grids.get(symbol)
         if g is None:
-            inst = self._engines[symbol].instrument
+            eng = self._engine(symbol)
+            if eng is None:
+                raise KeyError(symbol)
+            inst = eng.instrument
             g = self._grids[symbol] = (inst.price_grid(), inst.qty_grid())
         return g
 
@@ -323,7 +329,6 @@ class LiveRunner:
         e = int(self._engine_of[si])
         if e < 0 and inst is not None:
             e = self._engine_of[si] = self._group.add(inst, ev)
-            self._engines[sym] = self._group.engines[e]
         return e
 
     def _note_snapshot(self, sym: str, rows: np.ndarray) -> None:
@@ -338,7 +343,7 @@ class LiveRunner:
         if not len(f):
             return
         note_rows(f, ii, row_end, sidx, time.time_ns(), self._lat_feat.buf, self._lat_feat.count, self._nrows,
-                  self._latest_f, self._latest_i, self._has_latest)
+                  self._latest_f, self._latest_i)
         if self.store is None and not self._feature_cbs:
             return
         a = 0

@@ -34,10 +34,6 @@ class BadLine(ValueError):
 
 def open_recording(path: Path):  # noqa: ANN201 - a binary file object
     """A recording file for reading bytes, gzip or plain (told from its first two bytes)."""
-    return _open(path)
-
-
-def _open(path: Path):
     with open(path, "rb") as fh:
         magic = fh.read(2)
     return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
@@ -45,13 +41,9 @@ def _open(path: Path):
 
 def head_lines(path: Path, n: int = 50) -> list[bytes]:
     """The first ``n`` lines of a recording (fewer, or none, when it is shorter or unreadable)."""
-    return _head(path, n)
-
-
-def _head(path: Path, n: int = 50) -> list[bytes]:
     out: list[bytes] = []
     try:
-        with _open(path) as fh:
+        with open_recording(path) as fh:
             for line in fh:
                 out.append(line)
                 if len(out) >= n:
@@ -63,7 +55,7 @@ def _head(path: Path, n: int = 50) -> list[bytes]:
 
 def is_raw_format(path: Path) -> bool:
     """Whether the file's first line looks like ``<digits> {json}``."""
-    head = _head(path, 1)
+    head = head_lines(path, 1)
     if not head:
         return False
     ts, _, rest = head[0].partition(b" ")
@@ -77,7 +69,7 @@ _FILE_SYMBOL = re.compile(r"^([a-z0-9_]+?)_\d{8}_\d{2}(?:\d{10})?(?:\.\d+)?\.gz$
 
 def file_symbol(path: Path) -> str | None:
     """The symbol a one-symbol recording file is about (from its first stream names)."""
-    for line in _head(path, 200):
+    for line in head_lines(path, 200):
         m = _STREAM.search(line)
         if m:
             return m.group(1).decode().upper()
@@ -90,7 +82,7 @@ def file_symbol(path: Path) -> str | None:
 
 
 def _first_ts(path: Path) -> int:
-    head = _head(path, 1)
+    head = head_lines(path, 1)
     try:
         return int(head[0].partition(b" ")[0]) if head else 0
     except ValueError:
@@ -113,7 +105,7 @@ def iter_frames(paths: list[Path], errors: list[str] | None = None) -> Iterator[
         name = str(path)
         lineno = 0
         try:
-            with _open(path) as fh:
+            with open_recording(path) as fh:
                 for raw in fh:
                     lineno += 1
                     ts, sep, payload = raw.partition(b" ")

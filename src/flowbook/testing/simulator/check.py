@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +19,8 @@ if TYPE_CHECKING:
     from ...live import FeatureSnapshot, LiveRunner
     from .server import BinanceSimulator
 
-__all__ = ["BOOK_COLUMNS", "SimulatorThread", "book_differences", "row_differences", "wait_caught_up"]
+__all__ = ["BOOK_COLUMNS", "SimulatorThread", "book_differences", "grid_cache_max", "memory_after_warmup", "row_differences",
+           "rss_mb", "sample_memory", "wait_caught_up"]
 
 # columns that depend only on the book after the message (OFI needs the previous row, the rest trades)
 BOOK_COLUMNS: tuple[str, ...] = tuple(FEATURE_COLUMNS[: FEATURE_COLUMNS.index("ofi")])
@@ -75,6 +78,43 @@ def row_differences(rows: Iterable[FeatureSnapshot], sim: BinanceSimulator,
             bad = [(columns[k], got[k], want[k]) for k in np.flatnonzero(~same)[:3]]
             out.append(f"{r.symbol} u={r.update_id}: {bad}")
     return out
+
+
+def rss_mb() -> float:
+    """This process's resident memory now, in MiB (for soak tests)."""
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def grid_cache_max(symbols: Iterable[Any]) -> int:
+    """The largest conversion cache of the feed symbols' price and quantity grids (``px``/``qty``)."""
+    grids = [g for s in symbols for g in (s.px, s.qty) if g is not None]
+    return max((len(g._cache) for g in grids), default=0)
+
+
+Sample = tuple[float, float, dict[str, int]]  # share of the broadcast sent, RSS MiB, sizes of the structures
+
+
+async def sample_memory(sim: Any, runner: LiveRunner, total: int, sizes: Callable[[LiveRunner], dict[str, int]],
+                        every: float = 0.5) -> list[Sample]:
+    """Until the simulator's broadcast is over, every ``every`` seconds after a collection: how far it is
+    (``sim.position / total``), this process's RSS and ``sizes(runner)`` (soak tests)."""
+    samples: list[Sample] = []
+    while not sim.done.is_set():
+        await asyncio.sleep(every)
+        gc.collect()
+        samples.append((sim.position / total, rss_mb(), sizes(runner)))
+    return samples
+
+
+def memory_after_warmup(samples: list[Sample], warm_from: float = 0.25) -> tuple[list[Sample], list[float], float, float]:
+    """The samples from ``warm_from`` of the broadcast on, their RSS, its growth over them (last minus the
+    lowest of the first third) and over their second half (last minus the middle one)."""
+    warm = [s for s in samples if s[0] >= warm_from]
+    rss = [r for _, r, _ in warm]
+    if not rss:
+        return warm, rss, float("nan"), float("nan")
+    return warm, rss, rss[-1] - min(rss[: max(len(rss) // 3, 1)]), rss[-1] - rss[len(rss) // 2]
 
 
 class SimulatorThread:
